@@ -1,0 +1,123 @@
+// Data: image sources (readers), normalisation, batching and data-spec parsing.
+//
+// An ImageSource is a random-access, read-only collection of equally sized 8-bit images
+// with optional integer labels. Readers for file-per-image formats decode on demand, so a
+// pool of any size is streamed; the fixed-size binary formats (IDX, CIFAR) are held in
+// memory as stored (uint8).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace imagescore {
+
+struct ImageShape {
+  int channels = 0;
+  int height = 0;
+  int width = 0;
+  std::size_t pixels() const { return std::size_t(channels) * height * width; }
+  bool operator==(const ImageShape& o) const {
+    return channels == o.channels && height == o.height && width == o.width;
+  }
+  bool operator!=(const ImageShape& o) const { return !(*this == o); }
+};
+
+constexpr int kNoLabel = -1;
+
+class ImageSource {
+ public:
+  virtual ~ImageSource() = default;
+  virtual std::size_t size() const = 0;
+  virtual ImageShape shape() const = 0;
+  // Class names indexed by label id; empty when the source is unlabelled.
+  virtual const std::vector<std::string>& class_names() const = 0;
+  // Label of image i, or kNoLabel.
+  virtual int label(std::size_t i) const = 0;
+  // A stable identifier of image i: its file path, or "<file>#<index>" for binary formats.
+  virtual std::string path(std::size_t i) const = 0;
+  // Decodes image i into `out` (shape().pixels() bytes, channel-major CHW). Thread-safe.
+  // Throws Error naming the file on an unreadable image or one of the wrong size.
+  virtual void read(std::size_t i, std::uint8_t* out) const = 0;
+  // The data-spec this source was opened from (recorded in outputs).
+  virtual std::string spec() const = 0;
+
+  bool labelled() const { return !class_names().empty(); }
+  std::vector<int> labels() const;
+};
+
+enum class SplitName { Train, Test };
+SplitName parse_split_name(const std::string& name);
+
+// Opens a data-spec:
+//   fashion-mnist          Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)
+//   idx:DIR                {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in DIR
+//   cifar10:DIR            data_batch_{1..5}.bin / test_batch.bin
+//   cifar100:DIR           train.bin / test.bin (fine labels)
+//   folder:DIR             DIR/<split>/<class>/*.png|jpg if DIR/<split> exists, else
+//                          DIR/<class>/*; images directly in DIR form an unlabelled pool
+//   csv:FILE               lines "path[,label]" (paths relative to the file's folder)
+// `split` selects the training or test part where the format has one.
+std::unique_ptr<ImageSource> open_data(const std::string& spec, SplitName split);
+
+// A view of a subset of another source (indices into it).
+std::unique_ptr<ImageSource> subset(const ImageSource& base, std::vector<std::size_t> indices);
+
+// Per-channel normalisation applied as (x / 255 - mean) / std.
+struct Normalization {
+  std::vector<float> mean;
+  std::vector<float> std;
+};
+// Mean and standard deviation per channel over the given images (all when empty).
+Normalization compute_normalization(const ImageSource& source, int threads);
+
+struct Augmentation {
+  int crop_padding = 0;       // random crop after zero-padding by this many pixels
+  bool horizontal_flip = false;
+  bool any() const { return crop_padding > 0 || horizontal_flip; }
+};
+
+// One batch of normalised images (NCHW float) with their labels and source indices.
+struct Batch {
+  ImageShape shape;
+  std::vector<float> pixels;
+  std::vector<std::int64_t> labels;  // kNoLabel where unknown
+  std::vector<std::size_t> indices;  // positions in the source
+  std::size_t size() const { return indices.size(); }
+};
+
+struct LoaderOptions {
+  std::size_t batch_size = 128;
+  bool shuffle = false;
+  std::uint64_t seed = 0;
+  std::uint64_t epoch = 0;  // mixed into the shuffle and augmentation seeds
+  Augmentation augmentation;
+  int threads = 0;          // decoding threads; <= 0: all hardware threads
+};
+
+// Streams batches in order (or in a seeded shuffled order). Decoding runs on a pool of
+// threads one batch ahead of the consumer; the content of every batch depends only on
+// the options, never on the thread count.
+class BatchLoader {
+ public:
+  BatchLoader(const ImageSource& source, Normalization norm, LoaderOptions options);
+  ~BatchLoader();
+  BatchLoader(const BatchLoader&) = delete;
+  BatchLoader& operator=(const BatchLoader&) = delete;
+
+  // Fills `batch` with the next batch; false when done.
+  bool next(Batch& batch);
+  std::size_t num_batches() const;
+  std::size_t num_images() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Seeded permutation of 0..n-1 (SplitMix64 + Fisher-Yates: identical on every platform).
+std::vector<std::size_t> seeded_permutation(std::size_t n, std::uint64_t seed);
+
+}  // namespace imagescore

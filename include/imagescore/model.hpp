@@ -1,0 +1,79 @@
+// Models: a small abstract interface over a classifier that exposes named activation
+// taps (SPEC section 2). LibTorch stays behind this interface.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "imagescore/data.hpp"
+
+namespace imagescore {
+
+struct TapInfo {
+  std::string name;
+  std::vector<std::int64_t> shape;  // per image, without the batch dimension
+  std::size_t numel() const;
+};
+
+// Everything later commands need to use a model: it travels inside the checkpoint.
+struct ModelMeta {
+  std::string arch;                  // small-cnn | vgg16 | resnet18
+  ImageShape input;
+  std::vector<std::string> class_names;
+  Normalization normalization;
+  std::string data_spec;             // what it was trained on
+  std::string training_json = "{}";  // training options and results (JSON text)
+  std::string weights_hash;          // FNV-1a 64 of all parameters and buffers, in order
+  std::size_t num_classes() const { return class_names.size(); }
+};
+
+// A view of one tap's activations for a batch: `batch` rows of `numel` floats.
+struct TapView {
+  const float* data = nullptr;
+  std::size_t numel = 0;
+};
+
+struct ForwardOutput {
+  std::size_t batch = 0;
+  std::size_t num_classes = 0;
+  std::vector<float> logits;         // batch x num_classes
+  std::vector<TapView> taps;         // in the order of the requested taps
+  std::shared_ptr<void> storage;     // keeps the tap buffers alive
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const ModelMeta& meta() const = 0;
+  // All taps in forward order (the last is `output`, the softmax of the logits).
+  virtual const std::vector<TapInfo>& taps() const = 0;
+  // Runs the model in evaluation mode (no gradients) on a normalised batch. Returns the
+  // logits and the activations of the taps at the given positions in taps().
+  virtual ForwardOutput forward(const Batch& batch, const std::vector<std::size_t>& tap_ids) = 0;
+};
+
+// Architectures the toolkit can build and train.
+const std::vector<std::string>& builtin_architectures();
+
+// A freshly initialised built-in model (seeded).
+std::unique_ptr<Model> create_model(const std::string& arch, const ImageShape& input,
+                                    const std::vector<std::string>& class_names,
+                                    const Normalization& norm, std::uint64_t seed);
+
+// Loads a checkpoint written by save_model (or fails naming the file and the problem).
+std::unique_ptr<Model> load_model(const std::string& path);
+void save_model(const Model& model, const std::string& path);
+
+// Positions in taps() of the named taps; empty `names` means the default taps (all).
+// Fails on an unknown name, listing the known ones.
+std::vector<std::size_t> resolve_taps(const Model& model, const std::vector<std::string>& names);
+
+// Fails unless images of `source` fit the model (shape and class count).
+void check_compatible(const Model& model, const ImageSource& source);
+
+}  // namespace imagescore

@@ -1,0 +1,38 @@
+// Progress reporting on stderr: a redrawn bar on a terminal, plain lines otherwise.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace imagescore {
+
+class Progress {
+ public:
+  // total: number of items (images) expected; 0 if unknown.
+  Progress(std::string label, std::size_t total, bool quiet);
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  void advance(std::size_t items, const std::string& note = "");
+  void finish(const std::string& note = "");
+
+  // Global switch set by --quiet.
+  static void set_quiet(bool quiet);
+  static bool quiet();
+
+ private:
+  void draw(bool final_line);
+  std::string label_;
+  std::size_t total_;
+  std::size_t done_ = 0;
+  bool quiet_;
+  bool tty_;
+  bool finished_ = false;
+  std::string note_;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_draw_;
+};
+
+}  // namespace imagescore

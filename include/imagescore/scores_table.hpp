@@ -1,0 +1,60 @@
+// The scores file written by `imagescore score`: CSV with the columns
+//   id,path,label,pred,correct,image_score,msp,margin,neg_entropy,energy,max_logit
+// (label and correct empty where unknown), plus optional per-tap columns `tap:<name>`.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace imagescore {
+
+// The confidence scores every scoring run writes, in column order. Higher = more
+// trustworthy for each of them.
+const std::vector<std::string>& score_columns();  // image_score, msp, margin, neg_entropy, energy, max_logit
+
+struct ScoreRow {
+  std::size_t id = 0;          // position of the image in its data source
+  std::string path;
+  int label = -1;              // -1: unknown
+  int pred = 0;
+  std::vector<double> values;  // one per score column (and per-tap column), in header order
+};
+
+// Streams rows to a temporary file; commit() renames it into place. Without commit()
+// (an exception or a kill) no file appears under the final name.
+class ScoreWriter {
+ public:
+  ScoreWriter(const std::string& path, std::vector<std::string> value_columns);
+  ~ScoreWriter();
+  void write(const ScoreRow& row);
+  void commit();
+
+ private:
+  std::string path_;
+  std::string tmp_path_;
+  std::vector<std::string> columns_;
+  std::ofstream out_;
+  bool committed_ = false;
+};
+
+// A scores file read back. Columns beyond the fixed ones (id,path,label,pred,correct)
+// are numeric.
+struct ScoreTable {
+  std::string path;
+  std::vector<std::string> value_columns;
+  std::vector<ScoreRow> rows;
+  bool has_labels() const;  // true if every row has a label
+  // Index of a value column; throws Error("<file>: no column '<name>' (columns: ...)").
+  std::size_t column(const std::string& name) const;
+  std::vector<double> values(const std::string& name) const;
+};
+ScoreTable read_score_table(const std::string& path);
+
+// Shortest decimal text that reads back to the same double ("%.17g" trimmed).
+std::string format_double(double value);
+
+}  // namespace imagescore

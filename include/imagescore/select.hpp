@@ -1,0 +1,49 @@
+// Score-based selection of pseudo-labelled images (SPEC section 4).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "imagescore/scores_table.hpp"
+
+namespace imagescore {
+
+struct SelectOptions {
+  enum class Rule { Fraction, Alpha, Top, MinScore };
+  Rule rule = Rule::Fraction;
+  double fraction = 0.3;        // Fraction: share of each class's candidates
+  std::vector<double> alpha;    // Alpha: one fraction per class
+  std::size_t top = 0;          // Top: this many per class (or overall with global)
+  double min_score = 0.0;       // MinScore: every row with score >= min_score
+  bool global = false;          // rank all rows together instead of per predicted class
+};
+
+// How many of n candidates a fraction keeps: round(fraction * n), halves rounded up.
+std::size_t count_for_fraction(double fraction, std::size_t n);
+
+// Row positions of the selected rows, ordered by predicted class (or not, when global),
+// then score descending, then id ascending (ties are broken by id, deterministically).
+// `num_classes` bounds the class ids (alpha must have that many entries).
+std::vector<std::size_t> select_rows(const ScoreTable& table, const std::string& column,
+                                     const SelectOptions& options, std::size_t num_classes);
+
+struct ClassSelectionStats {
+  std::size_t candidates = 0;
+  std::size_t selected = 0;
+  std::size_t correct = 0;  // selected rows whose pseudo-label equals the true label
+  double precision() const;  // NaN when nothing is selected
+};
+struct SelectionStats {
+  std::vector<ClassSelectionStats> per_class;  // by predicted class
+  ClassSelectionStats overall;
+};
+// Requires labels for `correct`; without labels the correct counts stay 0.
+SelectionStats selection_stats(const ScoreTable& table, const std::vector<std::size_t>& selected,
+                               std::size_t num_classes);
+
+// Writes id,path,pseudo_label,score atomically.
+void write_selection(const std::string& path, const ScoreTable& table, const std::string& column,
+                     const std::vector<std::size_t>& selected);
+
+}  // namespace imagescore

@@ -1,0 +1,124 @@
+#include "imagescore/io.hpp"
+
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <unistd.h>
+
+#include "imagescore/error.hpp"
+
+namespace imagescore {
+namespace fs = std::filesystem;
+
+std::string read_file(const std::string& path, std::uint64_t max_bytes) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) fail(path, "is a folder, expected a file");
+  // gzread passes uncompressed files through unchanged.
+  gzFile in = gzopen(path.c_str(), "rb");
+  if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
+  gzbuffer(in, 1 << 17);
+  std::string data;
+  char buf[1 << 16];
+  for (;;) {
+    int n = gzread(in, buf, sizeof buf);
+    if (n < 0) {
+      int code = 0;
+      std::string msg = gzerror(in, &code);
+      gzclose(in);
+      fail(path, "corrupt or truncated gzip data (" + msg + ")");
+    }
+    if (n == 0) break;
+    if (data.size() + std::uint64_t(n) > max_bytes) {
+      gzclose(in);
+      fail(path, "larger than the limit of " + std::to_string(max_bytes) + " bytes");
+    }
+    data.append(buf, std::size_t(n));
+  }
+  // A truncated gzip stream ends without error from gzread but gzclose reports it.
+  int rc = gzclose(in);
+  if (rc == Z_BUF_ERROR) fail(path, "truncated gzip data");
+  if (rc != Z_OK) fail(path, "read error");
+  return data;
+}
+
+void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write) {
+  fs::path target(path);
+  fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail(path, "output folder " + dir.string() + " does not exist");
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) fail(path, std::string("cannot write: ") + std::strerror(errno));
+    try {
+      write(out);
+    } catch (...) {
+      out.close();
+      std::remove(tmp.c_str());
+      throw;
+    }
+    out.flush();
+    if (!out) {
+      int err = errno;
+      out.close();
+      std::remove(tmp.c_str());
+      fail(path, std::string("write failed: ") + (err ? std::strerror(err) : "I/O error (disk full?)"));
+    }
+    out.close();
+    if (out.fail()) {
+      std::remove(tmp.c_str());
+      fail(path, "write failed on close (disk full?)");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    std::remove(tmp.c_str());
+    fail(path, std::string("cannot rename temporary file into place: ") + std::strerror(err));
+  }
+}
+
+void write_file_atomic(const std::string& path, const std::string& contents) {
+  write_file_atomic(path, [&](std::ostream& out) { out.write(contents.data(), std::streamsize(contents.size())); });
+}
+
+void make_directories(const std::string& path) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec || !fs::is_directory(path)) fail(path, "cannot create folder: " + ec.message());
+}
+
+std::uint64_t fnv1a64(const void* data, std::size_t size, std::uint64_t seed) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  std::uint64_t h = seed;
+  for (std::size_t i = 0; i < size; ++i) {
+    h ^= p[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::string hex64(std::uint64_t value) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(value));
+  return buf;
+}
+
+std::uint32_t crc32_of(const void* data, std::size_t size) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const auto* p = static_cast<const Bytef*>(data);
+  while (size > 0) {
+    uInt chunk = size > (1u << 30) ? (1u << 30) : uInt(size);
+    crc = crc32(crc, p, chunk);
+    p += chunk;
+    size -= chunk;
+  }
+  return std::uint32_t(crc);
+}
+
+}  // namespace imagescore
