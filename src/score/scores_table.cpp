@@ -1,0 +1,269 @@
+#include "imagescore/scores_table.hpp"
+
+#include <charconv>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <set>
+
+#include <unistd.h>
+
+#include "imagescore/error.hpp"
+#include "imagescore/io.hpp"
+
+namespace imagescore {
+namespace {
+
+const std::vector<std::string> kFixedColumns = {"id", "path", "label", "pred", "correct"};
+
+std::string join(const std::vector<std::string>& items, const char* separator) {
+  std::string text;
+  for (std::size_t i = 0; i < items.size(); ++i) text += (i ? separator : "") + items[i];
+  return text;
+}
+
+// Reads RFC 4180 records one at a time, tracking the line each record starts on so that
+// errors can point at it (a quoted field may span lines).
+class CsvReader {
+ public:
+  CsvReader(const std::string& path, const std::string& text) : path_(path), text_(text) {}
+
+  // False at the end of the text. A final line break ends the last record, it does not
+  // start an empty one.
+  bool next(std::vector<std::string>& fields, std::size_t& line) {
+    if (pos_ >= text_.size()) return false;
+    fields.clear();
+    line = line_;
+    for (;;) {
+      fields.push_back(text_[pos_] == '"' ? quoted_field(line) : plain_field());
+      if (pos_ >= text_.size()) return true;
+      char separator = text_[pos_++];
+      if (separator == '\r') ++pos_;  // plain_field/quoted_field only stop at "\r\n"
+      if (separator != ',') {
+        ++line_;
+        return true;
+      }
+    }
+  }
+
+ private:
+  bool at_line_end() const {
+    return text_[pos_] == '\n' || (text_[pos_] == '\r' && pos_ + 1 < text_.size() && text_[pos_ + 1] == '\n');
+  }
+
+  std::string plain_field() {
+    std::string field;
+    while (pos_ < text_.size() && text_[pos_] != ',' && !at_line_end()) {
+      if (text_[pos_] == '"') error(line_, "quote inside an unquoted field (quote the whole field)");
+      field += text_[pos_++];
+    }
+    return field;
+  }
+
+  // `line` is where the record starts: an unterminated quote is reported there.
+  std::string quoted_field(std::size_t line) {
+    std::string field;
+    ++pos_;  // opening quote
+    for (;;) {
+      if (pos_ >= text_.size()) error(line, "unterminated quoted field");
+      char c = text_[pos_++];
+      if (c == '"') {
+        if (pos_ < text_.size() && text_[pos_] == '"') {
+          field += '"';
+          ++pos_;
+          continue;
+        }
+        break;
+      }
+      if (c == '\n') ++line_;
+      field += c;
+    }
+    if (pos_ < text_.size() && text_[pos_] != ',' && !at_line_end()) {
+      error(line_, "unexpected text after a closing quote");
+    }
+    return field;
+  }
+
+  [[noreturn]] void error(std::size_t line, const std::string& what) const {
+    fail(path_ + ":" + std::to_string(line), what);
+  }
+
+  const std::string& path_;
+  const std::string& text_;
+  std::size_t pos_ = 0;
+  std::size_t line_ = 1;
+};
+
+// Whole-field number parsing, independent of the locale.
+template <typename Number>
+bool parse_number(const std::string& text, Number& value) {
+  const char* end = text.data() + text.size();
+  auto result = std::from_chars(text.data(), end, value);
+  return result.ec == std::errc() && result.ptr == end;
+}
+
+bool parse_class(const std::string& text, int& value) { return parse_number(text, value) && value >= 0; }
+
+ScoreRow parse_row(const std::string& where, const std::vector<std::string>& fields,
+                   const std::vector<std::string>& header) {
+  if (fields.size() != header.size()) {
+    fail(where, "expected " + std::to_string(header.size()) + " fields (as in the header), got " +
+                    std::to_string(fields.size()));
+  }
+  ScoreRow row;
+  if (!parse_number(fields[0], row.id)) fail(where, "id '" + fields[0] + "' is not a non-negative integer");
+  row.path = fields[1];
+  if (!fields[2].empty() && !parse_class(fields[2], row.label)) {
+    fail(where, "label '" + fields[2] + "' is neither empty nor a non-negative integer");
+  }
+  if (!parse_class(fields[3], row.pred)) fail(where, "pred '" + fields[3] + "' is not a non-negative integer");
+  const std::string& correct = fields[4];
+  if (!correct.empty()) {
+    if (correct != "0" && correct != "1") fail(where, "correct '" + correct + "' is neither empty, 0 nor 1");
+    if (row.label < 0) fail(where, "correct is " + correct + " but the label is empty");
+    if ((correct == "1") != (row.label == row.pred)) {
+      fail(where, "correct is " + correct + " but label is " + fields[2] + " and pred is " + fields[3]);
+    }
+  }
+  for (std::size_t i = kFixedColumns.size(); i < fields.size(); ++i) {
+    double value = 0;
+    if (!parse_number(fields[i], value) || !std::isfinite(value)) {
+      fail(where, header[i] + " '" + fields[i] + "' is not a finite number");
+    }
+    row.values.push_back(value);
+  }
+  return row;
+}
+
+void check_header(const std::string& where, const std::vector<std::string>& header) {
+  for (std::size_t i = 0; i < kFixedColumns.size(); ++i) {
+    if (i >= header.size() || header[i] != kFixedColumns[i]) {
+      fail(where, "missing column '" + kFixedColumns[i] + "' (a scores file starts with " +
+                      join(kFixedColumns, ",") + ")");
+    }
+  }
+  std::set<std::string> seen;
+  for (std::size_t i = kFixedColumns.size(); i < header.size(); ++i) {
+    if (header[i].empty()) fail(where, "empty name for column " + std::to_string(i + 1));
+    if (!seen.insert(header[i]).second) fail(where, "duplicate column '" + header[i] + "'");
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& score_columns() {
+  static const std::vector<std::string> columns = {"image_score", "msp",    "margin",
+                                                   "neg_entropy", "energy", "max_logit"};
+  return columns;
+}
+
+std::string format_double(double value) {
+  char buf[32];
+  std::string text;
+  for (int precision = 15; precision <= 17; ++precision) {
+    auto written = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::general, precision);
+    text.assign(buf, written.ptr);
+    double back = 0;
+    if (parse_number(text, back) && back == value) break;
+  }
+  return text;
+}
+
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char c : text) {
+    if (c == '"') quoted += '"';
+    quoted += c;
+  }
+  return quoted + "\"";
+}
+
+ScoreWriter::ScoreWriter(const std::string& path, std::vector<std::string> value_columns)
+    : path_(path), tmp_path_(path + ".tmp." + std::to_string(::getpid())), columns_(std::move(value_columns)) {
+  out_.open(tmp_path_, std::ios::binary | std::ios::trunc);
+  if (!out_) fail(path_, std::string("cannot write: ") + std::strerror(errno));
+  out_ << join(kFixedColumns, ",");
+  for (const std::string& name : columns_) out_ << ',' << csv_field(name);
+  out_ << '\n';
+}
+
+ScoreWriter::~ScoreWriter() {
+  if (committed_) return;
+  out_.close();
+  std::remove(tmp_path_.c_str());
+}
+
+void ScoreWriter::write(const ScoreRow& row) {
+  if (row.values.size() != columns_.size()) {
+    fail(path_, "row for image " + std::to_string(row.id) + " has " + std::to_string(row.values.size()) +
+                    " values, expected " + std::to_string(columns_.size()));
+  }
+  out_ << row.id << ',' << csv_field(row.path) << ',';
+  if (row.label >= 0) out_ << row.label;
+  out_ << ',' << row.pred << ',';
+  if (row.label >= 0) out_ << (row.label == row.pred ? '1' : '0');
+  for (std::size_t i = 0; i < row.values.size(); ++i) {
+    // A non-finite value would make the file unreadable (and -inf must never leak).
+    if (!std::isfinite(row.values[i])) {
+      fail(path_, "non-finite " + columns_[i] + " for image " + std::to_string(row.id));
+    }
+    out_ << ',' << format_double(row.values[i]);
+  }
+  out_ << '\n';
+}
+
+void ScoreWriter::commit() {
+  if (committed_) return;
+  out_.flush();
+  if (!out_) fail(path_, "write failed (disk full?)");
+  out_.close();
+  if (out_.fail()) fail(path_, "write failed on close (disk full?)");
+  if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
+    fail(path_, std::string("cannot rename temporary file into place: ") + std::strerror(errno));
+  }
+  committed_ = true;
+}
+
+bool ScoreTable::has_labels() const {
+  for (const ScoreRow& row : rows) {
+    if (row.label < 0) return false;
+  }
+  return true;
+}
+
+std::size_t ScoreTable::column(const std::string& name) const {
+  for (std::size_t i = 0; i < value_columns.size(); ++i) {
+    if (value_columns[i] == name) return i;
+  }
+  fail(path, "no column '" + name + "' (columns: " + join(value_columns, ", ") + ")");
+}
+
+std::vector<double> ScoreTable::values(const std::string& name) const {
+  std::size_t index = column(name);
+  std::vector<double> result;
+  result.reserve(rows.size());
+  for (const ScoreRow& row : rows) result.push_back(row.values[index]);
+  return result;
+}
+
+ScoreTable read_score_table(const std::string& path) {
+  std::string text = read_file(path);
+  CsvReader reader(path, text);
+  std::vector<std::string> header;
+  std::size_t line = 0;
+  if (!reader.next(header, line)) fail(path, "empty file, expected a header line");
+  check_header(path + ":" + std::to_string(line), header);
+
+  ScoreTable table;
+  table.path = path;
+  table.value_columns.assign(header.begin() + std::ptrdiff_t(kFixedColumns.size()), header.end());
+  std::vector<std::string> fields;
+  while (reader.next(fields, line)) {
+    table.rows.push_back(parse_row(path + ":" + std::to_string(line), fields, header));
+  }
+  return table;
+}
+
+}  // namespace imagescore

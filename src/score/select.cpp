@@ -1,0 +1,147 @@
+#include "imagescore/select.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <ostream>
+
+#include "imagescore/error.hpp"
+#include "imagescore/io.hpp"
+
+namespace imagescore {
+namespace {
+
+void check_fraction(const std::string& option, double fraction) {
+  if (!(fraction >= 0.0 && fraction <= 1.0)) {
+    fail(option, "must be between 0 and 1, got " + format_double(fraction));
+  }
+}
+
+void check_options(const SelectOptions& options, std::size_t num_classes) {
+  using Rule = SelectOptions::Rule;
+  if (options.rule == Rule::Fraction) check_fraction("--fraction", options.fraction);
+  if (options.rule == Rule::Alpha) {
+    if (options.global) fail("--alpha", "gives one fraction per class and cannot be combined with --global");
+    if (options.alpha.size() != num_classes) {
+      fail("--alpha", "expected " + std::to_string(num_classes) + " values (one per class), got " +
+                          std::to_string(options.alpha.size()));
+    }
+    for (double alpha : options.alpha) check_fraction("--alpha", alpha);
+  }
+  if (options.rule == Rule::MinScore && std::isnan(options.min_score)) fail("--min-score", "must be a number");
+}
+
+// Class ids index the per-class tables.
+void check_class(const ScoreTable& table, const ScoreRow& row, std::size_t num_classes) {
+  if (std::size_t(row.pred) >= num_classes) {
+    fail(table.path, "image " + std::to_string(row.id) + " has predicted class " + std::to_string(row.pred) +
+                         ", but there are only " + std::to_string(num_classes) + " classes");
+  }
+}
+
+void check_selected(const std::string& where, const ScoreTable& table, const std::vector<std::size_t>& selected) {
+  for (std::size_t index : selected) {
+    if (index >= table.rows.size()) fail(where, "selected row " + std::to_string(index) + " does not exist");
+  }
+}
+
+// Scores must also be ordered: a NaN would break the sort.
+void check_rows(const ScoreTable& table, std::size_t column, std::size_t num_classes) {
+  for (const ScoreRow& row : table.rows) {
+    check_class(table, row, num_classes);
+    if (!std::isfinite(row.values[column])) {
+      fail(table.path, "image " + std::to_string(row.id) + " has a non-finite " + table.value_columns[column]);
+    }
+  }
+}
+
+// How many of a group's candidates (sorted best first) the rule keeps.
+std::size_t kept_count(const ScoreTable& table, std::size_t column, const std::vector<std::size_t>& sorted,
+                       const SelectOptions& options, std::size_t group_class) {
+  switch (options.rule) {
+    case SelectOptions::Rule::Fraction: return count_for_fraction(options.fraction, sorted.size());
+    case SelectOptions::Rule::Alpha: return count_for_fraction(options.alpha[group_class], sorted.size());
+    case SelectOptions::Rule::Top: return std::min(options.top, sorted.size());
+    case SelectOptions::Rule::MinScore:
+      return std::size_t(std::find_if(sorted.begin(), sorted.end(),
+                                      [&](std::size_t i) { return table.rows[i].values[column] < options.min_score; }) -
+                         sorted.begin());
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::size_t count_for_fraction(double fraction, std::size_t n) {
+  check_fraction("fraction", fraction);
+  return std::min(n, std::size_t(std::floor(fraction * double(n) + 0.5)));
+}
+
+std::vector<std::size_t> select_rows(const ScoreTable& table, const std::string& column,
+                                     const SelectOptions& options, std::size_t num_classes) {
+  const std::size_t col = table.column(column);
+  check_options(options, num_classes);
+  check_rows(table, col, num_classes);
+
+  // One group of row positions per predicted class, or a single group when global.
+  std::vector<std::vector<std::size_t>> groups(options.global ? 1 : num_classes);
+  for (std::size_t i = 0; i < table.rows.size(); ++i) {
+    groups[options.global ? 0 : std::size_t(table.rows[i].pred)].push_back(i);
+  }
+  auto better = [&](std::size_t a, std::size_t b) {
+    double score_a = table.rows[a].values[col], score_b = table.rows[b].values[col];
+    if (score_a != score_b) return score_a > score_b;
+    return table.rows[a].id < table.rows[b].id;
+  };
+
+  std::vector<std::size_t> selected;
+  for (std::size_t c = 0; c < groups.size(); ++c) {
+    std::vector<std::size_t>& group = groups[c];
+    std::stable_sort(group.begin(), group.end(), better);
+    std::size_t keep = kept_count(table, col, group, options, c);
+    selected.insert(selected.end(), group.begin(), group.begin() + std::ptrdiff_t(keep));
+  }
+  return selected;
+}
+
+double ClassSelectionStats::precision() const {
+  return selected == 0 ? std::numeric_limits<double>::quiet_NaN() : double(correct) / double(selected);
+}
+
+SelectionStats selection_stats(const ScoreTable& table, const std::vector<std::size_t>& selected,
+                               std::size_t num_classes) {
+  SelectionStats stats;
+  stats.per_class.resize(num_classes);
+  check_selected(table.path, table, selected);
+  for (const ScoreRow& row : table.rows) {
+    check_class(table, row, num_classes);
+    ++stats.per_class[std::size_t(row.pred)].candidates;
+  }
+  for (std::size_t index : selected) {
+    const ScoreRow& row = table.rows[index];
+    ClassSelectionStats& entry = stats.per_class[std::size_t(row.pred)];
+    ++entry.selected;
+    if (row.label >= 0 && row.label == row.pred) ++entry.correct;
+  }
+  for (const ClassSelectionStats& entry : stats.per_class) {
+    stats.overall.candidates += entry.candidates;
+    stats.overall.selected += entry.selected;
+    stats.overall.correct += entry.correct;
+  }
+  return stats;
+}
+
+void write_selection(const std::string& path, const ScoreTable& table, const std::string& column,
+                     const std::vector<std::size_t>& selected) {
+  const std::size_t col = table.column(column);
+  check_selected(path, table, selected);
+  write_file_atomic(path, [&](std::ostream& out) {
+    out << "id,path,pseudo_label,score\n";
+    for (std::size_t index : selected) {
+      const ScoreRow& row = table.rows[index];
+      out << row.id << ',' << csv_field(row.path) << ',' << row.pred << ',' << format_double(row.values[col]) << '\n';
+    }
+  });
+}
+
+}  // namespace imagescore

@@ -1,0 +1,141 @@
+#include "imagescore/metrics.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <numeric>
+#include <string>
+
+#include "imagescore/error.hpp"
+#include "imagescore/select.hpp"
+
+namespace imagescore {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+void check_inputs(const char* metric, const std::vector<double>& score, const std::vector<bool>& correct) {
+  if (score.size() != correct.size()) {
+    fail(metric, std::to_string(score.size()) + " scores but " + std::to_string(correct.size()) +
+                     " correctness flags");
+  }
+  for (std::size_t i = 0; i < score.size(); ++i) {
+    if (!std::isfinite(score[i])) fail(metric, "score of image " + std::to_string(i) + " is not finite");
+  }
+}
+
+// Positions sorted by score; equal scores keep their input order.
+std::vector<std::size_t> sorted_positions(const std::vector<double>& score, bool descending) {
+  std::vector<std::size_t> order(score.size());
+  std::iota(order.begin(), order.end(), std::size_t(0));
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return descending ? score[a] > score[b] : score[a] < score[b];
+  });
+  return order;
+}
+
+// Calls visit(begin, end) for each run [begin, end) of equal scores in `order`.
+template <typename Visit>
+void for_each_tied_block(const std::vector<double>& score, const std::vector<std::size_t>& order, Visit visit) {
+  for (std::size_t begin = 0; begin < order.size();) {
+    std::size_t end = begin + 1;
+    while (end < order.size() && score[order[end]] == score[order[begin]]) ++end;
+    visit(begin, end);
+    begin = end;
+  }
+}
+
+std::size_t count_correct(const std::vector<bool>& correct) {
+  return std::size_t(std::count(correct.begin(), correct.end(), true));
+}
+
+}  // namespace
+
+double auroc(const std::vector<double>& score, const std::vector<bool>& correct) {
+  check_inputs("auroc", score, correct);
+  const double n_correct = double(count_correct(correct));
+  const double n_wrong = double(score.size()) - n_correct;
+  if (n_correct == 0 || n_wrong == 0) return kNaN;
+  // Mann-Whitney U from the rank sum of the correct predictions; tied scores share
+  // their average rank, which counts each tied pair as one half.
+  std::vector<std::size_t> order = sorted_positions(score, false);
+  double rank_sum = 0;
+  for_each_tied_block(score, order, [&](std::size_t begin, std::size_t end) {
+    const double average_rank = double(begin + 1 + end) / 2.0;  // ranks begin+1 .. end
+    for (std::size_t k = begin; k < end; ++k) {
+      if (correct[order[k]]) rank_sum += average_rank;
+    }
+  });
+  return (rank_sum - n_correct * (n_correct + 1) / 2) / (n_correct * n_wrong);
+}
+
+double aupr_errors(const std::vector<double>& score, const std::vector<bool>& correct) {
+  check_inputs("aupr_errors", score, correct);
+  const std::size_t n_errors = score.size() - count_correct(correct);
+  if (n_errors == 0) return kNaN;
+  // Step-wise average precision: the mean, over errors, of the precision at the error's
+  // rank (lowest score first). A block of tied scores is one threshold: its precision is
+  // taken at the end of the block and every error in it gets that precision. This is
+  // what scikit-learn's average_precision_score computes.
+  std::vector<std::size_t> order = sorted_positions(score, false);
+  std::size_t errors_seen = 0;
+  double precision_sum = 0;
+  for_each_tied_block(score, order, [&](std::size_t begin, std::size_t end) {
+    std::size_t block_errors = 0;
+    for (std::size_t k = begin; k < end; ++k) block_errors += correct[order[k]] ? 0 : 1;
+    errors_seen += block_errors;
+    precision_sum += double(block_errors) * double(errors_seen) / double(end);
+  });
+  return precision_sum / double(n_errors);
+}
+
+double aurc(const std::vector<double>& score, const std::vector<bool>& correct) {
+  check_inputs("aurc", score, correct);
+  if (score.empty()) return kNaN;
+  std::size_t errors = 0;
+  double risk_sum = 0;
+  std::vector<std::size_t> order = sorted_positions(score, true);
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    errors += correct[order[k]] ? 0 : 1;
+    risk_sum += double(errors) / double(k + 1);
+  }
+  return risk_sum / double(score.size());
+}
+
+double excess_aurc(const std::vector<double>& score, const std::vector<bool>& correct) {
+  const double actual = aurc(score, correct);
+  // The oracle ranks every correct prediction first: the top k hold max(0, k - n_correct) errors.
+  const std::size_t n = score.size(), n_correct = count_correct(correct);
+  double oracle_sum = 0;
+  for (std::size_t k = n_correct + 1; k <= n; ++k) oracle_sum += double(k - n_correct) / double(k);
+  return actual - oracle_sum / double(n);
+}
+
+double fpr_at_95_tpr(const std::vector<double>& score, const std::vector<bool>& correct) {
+  check_inputs("fpr_at_95_tpr", score, correct);
+  std::vector<double> correct_scores, wrong_scores;
+  for (std::size_t i = 0; i < score.size(); ++i) (correct[i] ? correct_scores : wrong_scores).push_back(score[i]);
+  if (correct_scores.empty() || wrong_scores.empty()) return kNaN;
+  // The largest threshold accepting ceil(0.95 n) correct predictions is the score of the
+  // ceil(0.95 n)-th best one (integer arithmetic: no rounding surprise at exact multiples).
+  const std::size_t needed = (95 * correct_scores.size() + 99) / 100;
+  std::nth_element(correct_scores.begin(), correct_scores.begin() + std::ptrdiff_t(needed - 1), correct_scores.end(),
+                   std::greater<double>());
+  const double threshold = correct_scores[needed - 1];
+  const auto accepted =
+      std::count_if(wrong_scores.begin(), wrong_scores.end(), [&](double s) { return s >= threshold; });
+  return double(accepted) / double(wrong_scores.size());
+}
+
+double precision_at_top(const std::vector<double>& score, const std::vector<bool>& correct, double fraction) {
+  check_inputs("precision_at_top", score, correct);
+  const std::size_t count = count_for_fraction(fraction, score.size());
+  if (count == 0) return kNaN;
+  std::vector<std::size_t> order = sorted_positions(score, true);
+  std::size_t hits = 0;
+  for (std::size_t k = 0; k < count; ++k) hits += correct[order[k]] ? 1 : 0;
+  return double(hits) / double(count);
+}
+
+}  // namespace imagescore
