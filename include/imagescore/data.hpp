@@ -70,7 +70,7 @@ struct Normalization {
   std::vector<float> mean;
   std::vector<float> std;
 };
-// Mean and standard deviation per channel over the given images (all when empty).
+// Mean and standard deviation per channel of x / 255 over every image of the source.
 Normalization compute_normalization(const ImageSource& source, int threads);
 
 struct Augmentation {

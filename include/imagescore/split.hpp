@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,5 +35,16 @@ DataSplit load_split(const std::string& path);
 void check_split_matches(const DataSplit& split, const ImageSource& source, const std::string& split_path);
 
 std::uint64_t hash_labels(const ImageSource& source);
+
+}  // namespace imagescore
+
+namespace imagescore {
+
+// The images a command works on: `spec` opened at `split_name`, or, with a split file,
+// the training split of `spec` restricted to `part` ("training" or "additional").
+// The additional part keeps its labels in the source (for evaluation only); commands
+// that must not see them drop them themselves.
+std::unique_ptr<ImageSource> open_data_part(const std::string& spec, const std::string& split_name,
+                                            const std::string& split_file, const std::string& part);
 
 }  // namespace imagescore

@@ -1,0 +1,22 @@
+#include "imagescore/data.hpp"
+#include "imagescore/error.hpp"
+#include "imagescore/split.hpp"
+
+namespace imagescore {
+
+std::unique_ptr<ImageSource> open_data_part(const std::string& spec, const std::string& split_name,
+                                            const std::string& split_file, const std::string& part) {
+  if (split_file.empty()) {
+    if (!part.empty()) fail("--part", "needs --split-file");
+    return open_data(spec, parse_split_name(split_name));
+  }
+  if (part != "training" && part != "additional")
+    fail("--part", "expected training or additional, got '" + part + "'");
+  auto split = load_split(split_file);
+  // A split always divides a training set.
+  auto source = open_data(spec.empty() ? split.data_spec : spec, SplitName::Train);
+  check_split_matches(split, *source, split_file);
+  return subset(*source, part == "training" ? split.training : split.additional);
+}
+
+}  // namespace imagescore

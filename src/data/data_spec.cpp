@@ -1,0 +1,113 @@
+// Data-spec parsing and the sources shared by the readers.
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include "data_detail.hpp"
+#include "imagescore/error.hpp"
+
+namespace imagescore {
+namespace detail {
+
+MemorySource::MemorySource(std::string spec, ImageShape shape, std::vector<std::string> class_names,
+                           std::vector<File> files, std::vector<std::uint8_t> pixels, std::vector<int> labels)
+    : spec_(std::move(spec)),
+      shape_(shape),
+      class_names_(std::move(class_names)),
+      files_(std::move(files)),
+      pixels_(std::move(pixels)),
+      labels_(std::move(labels)) {}
+
+std::string MemorySource::path(std::size_t i) const {
+  if (i >= size()) fail(spec_, "image " + std::to_string(i) + " out of range");
+  auto file = std::upper_bound(files_.begin(), files_.end(), i,
+                               [](std::size_t index, const File& f) { return index < f.first_image; }) -
+              1;
+  return file->path + "#" + std::to_string(i - file->first_image);
+}
+
+void MemorySource::read(std::size_t i, std::uint8_t* out) const {
+  if (i >= size()) fail(spec_, "image " + std::to_string(i) + " out of range");
+  std::memcpy(out, pixels_.data() + i * shape_.pixels(), shape_.pixels());
+}
+
+std::vector<std::string> numbered_class_names(int count) {
+  std::vector<std::string> names;
+  for (int i = 0; i < count; ++i) names.push_back(std::to_string(i));
+  return names;
+}
+
+}  // namespace detail
+
+namespace {
+
+const char* const kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+// A view of chosen images of another source, which must outlive it.
+class SubsetSource : public ImageSource {
+ public:
+  SubsetSource(const ImageSource& base, std::vector<std::size_t> indices)
+      : base_(base), indices_(std::move(indices)) {
+    for (std::size_t index : indices_)
+      if (index >= base_.size())
+        fail(base_.spec(), "subset index " + std::to_string(index) + " out of range for " +
+                               std::to_string(base_.size()) + " images");
+  }
+  std::size_t size() const override { return indices_.size(); }
+  ImageShape shape() const override { return base_.shape(); }
+  const std::vector<std::string>& class_names() const override { return base_.class_names(); }
+  int label(std::size_t i) const override { return base_.label(indices_.at(i)); }
+  std::string path(std::size_t i) const override { return base_.path(indices_.at(i)); }
+  void read(std::size_t i, std::uint8_t* out) const override { base_.read(indices_.at(i), out); }
+  std::string spec() const override { return base_.spec(); }
+
+ private:
+  const ImageSource& base_;
+  std::vector<std::size_t> indices_;
+};
+
+}  // namespace
+
+std::vector<int> ImageSource::labels() const {
+  std::vector<int> result(size());
+  for (std::size_t i = 0; i < result.size(); ++i) result[i] = label(i);
+  return result;
+}
+
+SplitName parse_split_name(const std::string& name) {
+  if (name == "train") return SplitName::Train;
+  if (name == "test") return SplitName::Test;
+  throw Error("split '" + name + "': expected train or test");
+}
+
+std::unique_ptr<ImageSource> open_data(const std::string& spec, SplitName split) {
+  if (spec == "fashion-mnist") {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(kFashionMnistDir, ec))
+      throw Error("data spec 'fashion-mnist': " + std::string(kFashionMnistDir) +
+                  " not found (install Debian's dataset-fashion-mnist)");
+    return detail::open_idx(kFashionMnistDir, split,
+                            {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                             "Bag", "Ankle boot"},
+                            spec);
+  }
+  const std::size_t colon = spec.find(':');
+  const std::string kind = spec.substr(0, colon);
+  const std::string location = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  const bool known = kind == "idx" || kind == "cifar10" || kind == "cifar100" || kind == "folder" || kind == "csv";
+  if (!known)
+    throw Error("data spec '" + spec + "': unknown kind '" + kind +
+                "' (expected fashion-mnist, idx:DIR, cifar10:DIR, cifar100:DIR, folder:DIR or csv:FILE)");
+  if (location.empty()) throw Error("data spec '" + spec + "': missing " + (kind == "csv" ? "file" : "folder"));
+  if (kind == "idx") return detail::open_idx(location, split, detail::numbered_class_names(10), spec);
+  if (kind == "cifar10") return detail::open_cifar10(location, split, spec);
+  if (kind == "cifar100") return detail::open_cifar100(location, split, spec);
+  if (kind == "folder") return detail::open_image_folder(location, split, spec);
+  return detail::open_csv_manifest(location, spec);
+}
+
+std::unique_ptr<ImageSource> subset(const ImageSource& base, std::vector<std::size_t> indices) {
+  return std::make_unique<SubsetSource>(base, std::move(indices));
+}
+
+}  // namespace imagescore

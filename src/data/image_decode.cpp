@@ -1,0 +1,121 @@
+#include "image_decode.hpp"
+
+#include <png.h>
+#include <turbojpeg.h>
+
+#include <cstring>
+#include <vector>
+
+#include "imagescore/error.hpp"
+
+namespace imagescore::detail {
+namespace {
+
+// Refuses headers whose size alone would make every batch buffer enormous.
+constexpr int kMaxImageSide = 16384;
+
+enum class Format { Png, Jpeg };
+
+[[noreturn]] void unreadable(const std::string& file, const std::string& reason) {
+  fail(file, "unreadable image (" + reason + ")");
+}
+
+Format detect_format(const std::string& bytes, const std::string& file) {
+  static const unsigned char png_signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (bytes.size() >= 8 && std::memcmp(bytes.data(), png_signature, 8) == 0) return Format::Png;
+  if (bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xff &&
+      static_cast<unsigned char>(bytes[1]) == 0xd8 && static_cast<unsigned char>(bytes[2]) == 0xff)
+    return Format::Jpeg;
+  unreadable(file, bytes.empty() ? "empty file" : "not a PNG or JPEG file");
+}
+
+void check_size_limit(const ImageShape& shape, const std::string& file) {
+  if (shape.width < 1 || shape.height < 1 || shape.width > kMaxImageSide || shape.height > kMaxImageSide)
+    unreadable(file, "size " + std::to_string(shape.width) + "x" + std::to_string(shape.height) +
+                         " outside 1.." + std::to_string(kMaxImageSide) + " pixels per side");
+}
+
+// Owns a libpng simplified-API reader; png_image_free is safe to call after a failure.
+struct PngReader {
+  png_image image;
+  PngReader(const std::string& bytes, const std::string& file) {
+    std::memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size())) unreadable(file, image.message);
+  }
+  ~PngReader() { png_image_free(&image); }
+  PngReader(const PngReader&) = delete;
+  PngReader& operator=(const PngReader&) = delete;
+  ImageShape shape() const {
+    return {(image.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1, int(image.height), int(image.width)};
+  }
+};
+
+// A TurboJPEG decompressor for one image: a handle reused after a failed decode can
+// report later images as 0x0, so none is shared.
+struct JpegDecompressor {
+  tjhandle handle;
+  explicit JpegDecompressor(const std::string& file) : handle(tjInitDecompress()) {
+    if (!handle) unreadable(file, "cannot initialise the JPEG decoder");
+  }
+  ~JpegDecompressor() { tjDestroy(handle); }
+  JpegDecompressor(const JpegDecompressor&) = delete;
+  JpegDecompressor& operator=(const JpegDecompressor&) = delete;
+};
+
+ImageShape jpeg_shape(tjhandle handle, const std::string& bytes, const std::string& file) {
+  int width = 0, height = 0, subsampling = 0, colorspace = 0;
+  if (tjDecompressHeader3(handle, reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<unsigned long>(bytes.size()), &width, &height, &subsampling,
+                          &colorspace) != 0)
+    unreadable(file, tjGetErrorStr2(handle));
+  return {colorspace == TJCS_GRAY ? 1 : 3, height, width};
+}
+
+// Interleaved HWC -> planar CHW.
+void to_planar(const std::vector<std::uint8_t>& interleaved, const ImageShape& shape, std::uint8_t* out) {
+  const std::size_t plane = std::size_t(shape.height) * shape.width;
+  for (std::size_t p = 0; p < plane; ++p)
+    for (int c = 0; c < shape.channels; ++c) out[c * plane + p] = interleaved[p * shape.channels + c];
+}
+
+}  // namespace
+
+ImageShape read_image_header(const std::string& bytes, const std::string& file) {
+  ImageShape shape = detect_format(bytes, file) == Format::Png ? PngReader(bytes, file).shape()
+                                                                : jpeg_shape(JpegDecompressor(file).handle, bytes, file);
+  check_size_limit(shape, file);
+  return shape;
+}
+
+void decode_image(const std::string& bytes, const std::string& file, const ImageShape& expected,
+                  std::uint8_t* out) {
+  auto check_size = [&](const ImageShape& actual) {
+    if (actual.width != expected.width || actual.height != expected.height)
+      fail(file, "image is " + std::to_string(actual.width) + "x" + std::to_string(actual.height) +
+                     ", expected " + std::to_string(expected.width) + "x" + std::to_string(expected.height));
+  };
+  std::vector<std::uint8_t> interleaved(expected.pixels());
+  if (detect_format(bytes, file) == Format::Png) {
+    PngReader png(bytes, file);
+    check_size(png.shape());
+    png.image.format = expected.channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+    // Transparent pixels are composited onto black.
+    png_color black{0, 0, 0};
+    if (!png_image_finish_read(&png.image, &black, interleaved.data(), 0, nullptr))
+      unreadable(file, png.image.message);
+  } else {
+    JpegDecompressor decompressor(file);
+    const tjhandle handle = decompressor.handle;
+    check_size(jpeg_shape(handle, bytes, file));
+    // Warnings (such as a truncated stream) also return -1: a partly decoded image is
+    // refused rather than silently used.
+    if (tjDecompress2(handle, reinterpret_cast<const unsigned char*>(bytes.data()),
+                      static_cast<unsigned long>(bytes.size()), interleaved.data(), expected.width, 0,
+                      expected.height, expected.channels == 1 ? TJPF_GRAY : TJPF_RGB, 0) != 0)
+      unreadable(file, tjGetErrorStr2(handle));
+  }
+  to_planar(interleaved, expected, out);
+}
+
+}  // namespace imagescore::detail
