@@ -1,0 +1,50 @@
+// Training and evaluation of the built-in models.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "imagescore/data.hpp"
+#include "imagescore/model.hpp"
+
+namespace imagescore {
+
+struct TrainOptions {
+  int epochs = 5;
+  std::size_t batch_size = 128;
+  std::string optimizer = "adam";  // adam (the paper's) | sgd
+  double learning_rate = 1e-3;
+  double momentum = 0.9;           // sgd only
+  double weight_decay = 0.0;
+  std::uint64_t seed = 0;
+  Augmentation augmentation;
+  int threads = 0;                 // decoding threads
+  bool quiet = false;
+};
+
+struct EpochReport {
+  int epoch = 0;            // 1-based
+  double loss = 0;          // mean training loss
+  double accuracy = 0;      // training accuracy (on augmented batches)
+  double images_per_second = 0;
+  double seconds = 0;
+};
+
+// Trains a built-in model in place on the labelled images of `source` (every image must
+// have a label below the model's class count). `on_epoch` is called after each epoch.
+std::vector<EpochReport> train_model(Model& model, const ImageSource& source, const TrainOptions& options,
+                                     const std::function<void(const EpochReport&)>& on_epoch = {});
+
+struct Evaluation {
+  std::size_t images = 0;
+  double accuracy = 0;
+  std::vector<double> per_class_accuracy;           // NaN for a class without test images
+  std::vector<std::vector<std::size_t>> confusion;  // [true][predicted]
+};
+
+Evaluation evaluate(Model& model, const ImageSource& source, std::size_t batch_size, int threads, bool quiet);
+
+}  // namespace imagescore

@@ -1,0 +1,35 @@
+#include "imagescore/runtime.hpp"
+
+#include <ATen/Parallel.h>
+#include <malloc.h>
+
+#include <thread>
+
+namespace imagescore {
+
+void tune_malloc(bool enable) {
+  // glibc defaults: blocks >= 128 KiB are mmap'ed and unmapped on free, and the heap
+  // top is trimmed past 128 KiB; both make each batch's tensors page-fault in again.
+  constexpr int kGlibcMmapMax = 65536;
+  constexpr int kGlibcTrimThreshold = 128 * 1024;
+  if (enable) {
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  } else {
+    mallopt(M_MMAP_MAX, kGlibcMmapMax);
+    mallopt(M_TRIM_THRESHOLD, kGlibcTrimThreshold);
+  }
+}
+
+int hardware_threads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : int(n);
+}
+
+int set_threads(int threads) {
+  int n = threads > 0 ? threads : hardware_threads();
+  at::set_num_threads(n);
+  return n;
+}
+
+}  // namespace imagescore

@@ -1,0 +1,254 @@
+#include "builtin_model.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <fstream>
+
+#include "imagescore/error.hpp"
+#include "imagescore/io.hpp"
+#include "imagescore/safetensors.hpp"
+
+namespace imagescore {
+
+std::size_t TapInfo::numel() const {
+  std::size_t n = 1;
+  for (auto d : shape) n *= std::size_t(d);
+  return n;
+}
+
+const std::vector<std::string>& builtin_architectures() {
+  static const std::vector<std::string> names = {"small-cnn", "vgg16", "resnet18"};
+  return names;
+}
+
+namespace detail {
+namespace {
+
+constexpr const char* kMetaKey = "imagescore.model";
+constexpr int64_t kBatchQuantum = 16;
+
+std::string weights_hash(torch::nn::Module& module) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for_each_state_tensor(module, [&](const std::string& name, torch::Tensor& t) {
+    auto c = t.contiguous().cpu();
+    h = fnv1a64(name.data(), name.size(), h);
+    h = fnv1a64(c.data_ptr(), std::size_t(c.numel()) * c.element_size(), h);
+  });
+  return hex64(h);
+}
+
+nlohmann::json meta_to_json(const ModelMeta& m) {
+  return {{"format", "imagescore-model"},
+          {"version", 1},
+          {"arch", m.arch},
+          {"input", {m.input.channels, m.input.height, m.input.width}},
+          {"classes", m.class_names},
+          {"normalization", {{"mean", m.normalization.mean}, {"std", m.normalization.std}}},
+          {"data", m.data_spec},
+          {"training", nlohmann::json::parse(m.training_json)},
+          {"weights_hash", m.weights_hash}};
+}
+
+ModelMeta meta_from_json(const std::string& text, const std::string& path) {
+  ModelMeta m;
+  try {
+    auto j = nlohmann::json::parse(text);
+    if (j.at("format") != "imagescore-model") fail(path, "not an imagescore model checkpoint");
+    if (j.at("version").get<int>() != 1)
+      fail(path, "unsupported checkpoint version " + j.at("version").dump());
+    m.arch = j.at("arch").get<std::string>();
+    auto in = j.at("input").get<std::vector<int>>();
+    if (in.size() != 3 || in[0] <= 0 || in[1] <= 0 || in[2] <= 0) fail(path, "bad input shape in checkpoint");
+    m.input = {in[0], in[1], in[2]};
+    m.class_names = j.at("classes").get<std::vector<std::string>>();
+    m.normalization.mean = j.at("normalization").at("mean").get<std::vector<float>>();
+    m.normalization.std = j.at("normalization").at("std").get<std::vector<float>>();
+    if (m.normalization.mean.size() != std::size_t(m.input.channels) ||
+        m.normalization.std.size() != std::size_t(m.input.channels))
+      fail(path, "normalization does not match the input channels");
+    m.data_spec = j.value("data", "");
+    m.training_json = j.value("training", nlohmann::json::object()).dump();
+    m.weights_hash = j.value("weights_hash", "");
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, std::string("bad model metadata: ") + e.what());
+  }
+  return m;
+}
+
+}  // namespace
+
+void for_each_state_tensor(torch::nn::Module& module, const std::function<void(const std::string&, torch::Tensor&)>& f) {
+  for (auto& p : module.named_parameters()) f(p.key(), p.value());
+  for (auto& b : module.named_buffers()) f(b.key(), b.value());
+}
+
+torch::Tensor batch_tensor(const Batch& batch) {
+  return torch::from_blob(const_cast<float*>(batch.pixels.data()),
+                          {int64_t(batch.size()), batch.shape.channels, batch.shape.height, batch.shape.width},
+                          torch::kFloat32);
+}
+
+BuiltinModel::BuiltinModel(ModelMeta meta, std::shared_ptr<ClassifierNet> net) : meta_(std::move(meta)), net_(std::move(net)) {
+  // Tap shapes come from one forward pass of a blank image.
+  torch::NoGradGuard no_grad;
+  net_->eval();
+  auto names = net_->tap_names();
+  TapRecorder recorder(std::vector<bool>(names.size(), true));
+  auto logits = net_->forward(torch::zeros({1, meta_.input.channels, meta_.input.height, meta_.input.width}), &recorder);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    auto sizes = recorder.value(i).sizes();
+    taps_.push_back({names[i], std::vector<int64_t>(sizes.begin() + 1, sizes.end())});
+  }
+  taps_.push_back({"output", {logits.size(1)}});
+}
+
+const ModelMeta& BuiltinModel::meta() const {
+  if (hash_stale_) {
+    const_cast<ModelMeta&>(meta_).weights_hash = weights_hash(*net_);
+    hash_stale_ = false;
+  }
+  return meta_;
+}
+
+const std::vector<TapInfo>& BuiltinModel::taps() const { return taps_; }
+
+ForwardOutput BuiltinModel::forward(const Batch& batch, const std::vector<std::size_t>& tap_ids) {
+  if (batch.shape != meta_.input)
+    fail("model " + meta_.arch, "input images are " + std::to_string(batch.shape.channels) + "x" +
+                                    std::to_string(batch.shape.height) + "x" + std::to_string(batch.shape.width) +
+                                    ", the model expects " + std::to_string(meta_.input.channels) + "x" +
+                                    std::to_string(meta_.input.height) + "x" + std::to_string(meta_.input.width));
+  torch::NoGradGuard no_grad;
+  net_->eval();
+  const std::size_t hidden = taps_.size() - 1;
+  std::vector<bool> wanted(hidden, false);
+  for (auto id : tap_ids) {
+    if (id >= taps_.size()) fail("model " + meta_.arch, "tap index out of range");
+    if (id < hidden) wanted[id] = true;
+  }
+  TapRecorder recorder(wanted);
+  // OpenBLAS and oneDNN pick other kernels for batch sizes that are not a multiple of 8,
+  // which changes the last bits of every activation. Padding each batch with blank
+  // images to a multiple of kBatchQuantum makes an image's activations bitwise identical
+  // whatever the batch size and thread count (tests/test_profile.cpp checks it).
+  const auto rows = int64_t(batch.size());
+  const int64_t padded = (rows + kBatchQuantum - 1) / kBatchQuantum * kBatchQuantum;
+  auto input = batch_tensor(batch);
+  if (padded != rows) input = torch::cat({input, torch::zeros({padded - rows, input.size(1), input.size(2), input.size(3)})});
+  auto logits = net_->forward(input, &recorder).slice(0, 0, rows).contiguous();
+
+  ForwardOutput out;
+  out.batch = batch.size();
+  out.num_classes = std::size_t(logits.size(1));
+  out.logits.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+  auto keep = std::make_shared<std::vector<torch::Tensor>>();
+  keep->reserve(tap_ids.size());
+  for (auto id : tap_ids) {
+    torch::Tensor value = id < hidden ? recorder.value(id).slice(0, 0, rows).contiguous() : torch::softmax(logits, 1).contiguous();
+    keep->push_back(value);
+    out.taps.push_back({value.data_ptr<float>(), taps_[id].numel()});
+  }
+  out.storage = keep;
+  return out;
+}
+
+}  // namespace detail
+
+std::unique_ptr<Model> create_model(const std::string& arch, const ImageShape& input,
+                                    const std::vector<std::string>& class_names, const Normalization& norm,
+                                    std::uint64_t seed) {
+  torch::manual_seed(seed);
+  ModelMeta meta;
+  meta.arch = arch;
+  meta.input = input;
+  meta.class_names = class_names;
+  meta.normalization = norm;
+  return std::make_unique<detail::BuiltinModel>(meta, detail::make_net(arch, input, int(class_names.size())));
+}
+
+void save_model(const Model& model, const std::string& path) {
+  auto* builtin = dynamic_cast<const detail::BuiltinModel*>(&model);
+  if (!builtin) fail(path, "only built-in models can be saved as checkpoints");
+  auto& net = const_cast<detail::BuiltinModel*>(builtin)->net();
+  SafetensorsFile file;
+  file.metadata[detail::kMetaKey] = detail::meta_to_json(model.meta()).dump();
+  detail::for_each_state_tensor(net, [&](const std::string& name, torch::Tensor& t) {
+    auto c = t.detach().contiguous().cpu();
+    StoredTensor st;
+    st.name = name;
+    if (c.scalar_type() == torch::kFloat32)
+      st.dtype = DType::F32;
+    else if (c.scalar_type() == torch::kInt64)
+      st.dtype = DType::I64;
+    else
+      fail(path, "unsupported tensor type in " + name);
+    st.shape.assign(c.sizes().begin(), c.sizes().end());
+    st.bytes.assign(static_cast<const char*>(c.data_ptr()), std::size_t(c.numel()) * c.element_size());
+    file.tensors.push_back(std::move(st));
+  });
+  write_safetensors(path, file);
+}
+
+std::unique_ptr<Model> load_model(const std::string& path) {
+  auto file = read_safetensors(path);
+  auto it = file.metadata.find(detail::kMetaKey);
+  if (it == file.metadata.end()) fail(path, "not an imagescore model checkpoint (no model metadata)");
+  ModelMeta meta = detail::meta_from_json(it->second, path);
+  auto net = detail::make_net(meta.arch, meta.input, int(meta.class_names.size()));
+  torch::NoGradGuard no_grad;
+  std::size_t expected = 0;
+  detail::for_each_state_tensor(*net, [&](const std::string& name, torch::Tensor& t) {
+    ++expected;
+    if (!file.has(name)) fail(path, "missing tensor '" + name + "' for a " + meta.arch);
+    const auto& st = file.at(name);
+    std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
+    if (st.shape != shape) fail(path, "tensor '" + name + "' has the wrong shape for a " + meta.arch);
+    bool type_ok = (t.scalar_type() == torch::kFloat32 && st.dtype == DType::F32) ||
+                   (t.scalar_type() == torch::kInt64 && st.dtype == DType::I64);
+    if (!type_ok) fail(path, "tensor '" + name + "' has the wrong type");
+    std::memcpy(t.data_ptr(), st.bytes.data(), st.bytes.size());
+  });
+  if (expected != file.tensors.size()) fail(path, "unexpected extra tensors for a " + meta.arch);
+  std::string stored_hash = meta.weights_hash;
+  auto model = std::make_unique<detail::BuiltinModel>(meta, net);
+  if (!stored_hash.empty() && model->meta().weights_hash != stored_hash)
+    fail(path, "weights hash mismatch (file corrupted)");
+  return model;
+}
+
+std::vector<std::size_t> resolve_taps(const Model& model, const std::vector<std::string>& names) {
+  const auto& taps = model.taps();
+  std::vector<std::size_t> ids;
+  if (names.empty()) {
+    for (std::size_t i = 0; i < taps.size(); ++i) ids.push_back(i);
+    return ids;
+  }
+  for (const auto& name : names) {
+    std::size_t i = 0;
+    while (i < taps.size() && taps[i].name != name) ++i;
+    if (i == taps.size()) {
+      std::string known;
+      for (const auto& t : taps) known += (known.empty() ? "" : ", ") + t.name;
+      fail("--taps", "unknown tap '" + name + "' (the model has: " + known + ")");
+    }
+    if (std::find(ids.begin(), ids.end(), i) != ids.end()) fail("--taps", "tap '" + name + "' given twice");
+    ids.push_back(i);
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+void check_compatible(const Model& model, const ImageSource& source) {
+  const auto& m = model.meta();
+  auto s = source.shape();
+  if (s != m.input)
+    fail(source.spec(), "images are " + std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" +
+                            std::to_string(s.width) + " but the model expects " + std::to_string(m.input.channels) +
+                            "x" + std::to_string(m.input.height) + "x" + std::to_string(m.input.width));
+  if (source.labelled() && source.class_names().size() > m.num_classes())
+    fail(source.spec(), "has " + std::to_string(source.class_names().size()) + " classes but the model has " +
+                            std::to_string(m.num_classes()));
+}
+
+}  // namespace imagescore

@@ -1,0 +1,119 @@
+#include "imagescore/train.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+
+#include "../models/builtin_model.hpp"
+#include "imagescore/error.hpp"
+#include "imagescore/progress.hpp"
+
+namespace imagescore {
+namespace {
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& net, const TrainOptions& o) {
+  if (o.optimizer == "adam")
+    return std::make_unique<torch::optim::Adam>(
+        net.parameters(), torch::optim::AdamOptions(o.learning_rate).weight_decay(o.weight_decay));
+  if (o.optimizer == "sgd")
+    return std::make_unique<torch::optim::SGD>(
+        net.parameters(), torch::optim::SGDOptions(o.learning_rate).momentum(o.momentum).weight_decay(o.weight_decay));
+  fail("--optimizer", "unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
+}
+
+void check_options(const TrainOptions& o) {
+  if (o.epochs < 0) fail("--epochs", "must be >= 0");
+  if (o.batch_size == 0) fail("--batch-size", "must be > 0");
+  if (!(o.learning_rate > 0) || !std::isfinite(o.learning_rate)) fail("--lr", "must be > 0");
+  if (!(o.weight_decay >= 0)) fail("--weight-decay", "must be >= 0");
+}
+
+}  // namespace
+
+std::vector<EpochReport> train_model(Model& model, const ImageSource& source, const TrainOptions& options,
+                                     const std::function<void(const EpochReport&)>& on_epoch) {
+  check_options(options);
+  auto* builtin = dynamic_cast<detail::BuiltinModel*>(&model);
+  if (!builtin) fail("train", "only built-in models can be trained");
+  check_compatible(model, source);
+  if (!source.labelled()) fail(source.spec(), "training needs labelled images");
+  if (source.size() == 0) fail(source.spec(), "no images to train on");
+  const auto classes = int64_t(model.meta().num_classes());
+  for (std::size_t i = 0; i < source.size(); ++i) {
+    int label = source.label(i);
+    if (label < 0 || label >= classes)
+      fail(source.path(i), "label " + std::to_string(label) + " out of range for a " + std::to_string(classes) +
+                               "-class model");
+  }
+
+  auto& net = builtin->net();
+  torch::manual_seed(options.seed);
+  auto optimizer = make_optimizer(net, options);
+  std::vector<EpochReport> reports;
+  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+    LoaderOptions lo;
+    lo.batch_size = options.batch_size;
+    lo.shuffle = true;
+    lo.seed = options.seed;
+    lo.epoch = std::uint64_t(epoch);
+    lo.augmentation = options.augmentation;
+    lo.threads = options.threads;
+    BatchLoader loader(source, model.meta().normalization, lo);
+    Progress progress("train epoch " + std::to_string(epoch) + "/" + std::to_string(options.epochs),
+                      loader.num_images(), options.quiet);
+    auto start = std::chrono::steady_clock::now();
+    net.train();
+    double loss_sum = 0;
+    std::size_t correct = 0, seen = 0;
+    Batch batch;
+    while (loader.next(batch)) {
+      auto x = detail::batch_tensor(batch);
+      auto y = torch::from_blob(batch.labels.data(), {int64_t(batch.size())}, torch::kInt64);
+      optimizer->zero_grad();
+      auto logits = net.forward(x, nullptr);
+      auto loss = torch::nn::functional::cross_entropy(logits, y);
+      loss.backward();
+      optimizer->step();
+      double l = loss.item<double>();
+      if (!std::isfinite(l)) fail("train", "loss became " + std::to_string(l) + " in epoch " + std::to_string(epoch) + " (lower --lr?)");
+      loss_sum += l * double(batch.size());
+      correct += std::size_t(logits.argmax(1).eq(y).sum().item<int64_t>());
+      seen += batch.size();
+      char note[64];
+      std::snprintf(note, sizeof note, "loss %.4f", loss_sum / double(seen));
+      progress.advance(batch.size(), note);
+    }
+    progress.finish();
+    builtin->weights_changed();
+    EpochReport r;
+    r.epoch = epoch;
+    r.loss = loss_sum / double(seen);
+    r.accuracy = double(correct) / double(seen);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    r.images_per_second = double(seen) / r.seconds;
+    reports.push_back(r);
+    if (on_epoch) on_epoch(r);
+  }
+  net.eval();
+  // The checkpoint remembers how the model was made.
+  nlohmann::json history = nlohmann::json::array();
+  for (const auto& r : reports)
+    history.push_back({{"epoch", r.epoch}, {"loss", r.loss}, {"accuracy", r.accuracy}, {"images_per_second", r.images_per_second}});
+  auto& meta = builtin->mutable_meta();
+  meta.data_spec = source.spec();
+  meta.training_json = nlohmann::json{{"images", source.size()},
+                                      {"epochs", options.epochs},
+                                      {"batch_size", options.batch_size},
+                                      {"optimizer", options.optimizer},
+                                      {"lr", options.learning_rate},
+                                      {"weight_decay", options.weight_decay},
+                                      {"seed", options.seed},
+                                      {"crop_padding", options.augmentation.crop_padding},
+                                      {"horizontal_flip", options.augmentation.horizontal_flip},
+                                      {"history", history}}
+                           .dump();
+  return reports;
+}
+
+}  // namespace imagescore

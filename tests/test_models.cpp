@@ -1,0 +1,164 @@
+// Built-in models: taps, forward, checkpoints, training.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "imagescore/model.hpp"
+#include "imagescore/train.hpp"
+#include "test_sources.hpp"
+#include "test_util.hpp"
+
+namespace imagescore {
+namespace {
+
+using Shape = std::vector<std::int64_t>;
+
+std::vector<std::string> classes(int n) {
+  std::vector<std::string> names;
+  for (int i = 0; i < n; ++i) names.push_back(std::to_string(i));
+  return names;
+}
+
+Normalization plain(int channels) {
+  return {std::vector<float>(std::size_t(channels), 0.f), std::vector<float>(std::size_t(channels), 1.f)};
+}
+
+void expect_taps(const Model& model, const std::vector<std::pair<std::string, Shape>>& expected) {
+  ASSERT_EQ(model.taps().size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(model.taps()[i].name, expected[i].first);
+    EXPECT_EQ(model.taps()[i].shape, expected[i].second) << expected[i].first;
+  }
+}
+
+TEST(Models, SmallCnnTaps) {
+  auto m = create_model("small-cnn", {1, 28, 28}, classes(10), plain(1), 0);
+  expect_taps(*m, {{"conv1", {32, 14, 14}}, {"conv2", {64, 7, 7}}, {"fc1", {128}}, {"output", {10}}});
+}
+
+TEST(Models, Vgg16Taps) {
+  auto m = create_model("vgg16", {3, 32, 32}, classes(10), plain(3), 0);
+  expect_taps(*m, {{"conv1_1", {64, 32, 32}},  {"conv1_2", {64, 16, 16}},  {"conv2_1", {128, 16, 16}},
+                   {"conv2_2", {128, 8, 8}},   {"conv3_1", {256, 8, 8}},   {"conv3_2", {256, 8, 8}},
+                   {"conv3_3", {256, 4, 4}},   {"conv4_1", {512, 4, 4}},   {"conv4_2", {512, 4, 4}},
+                   {"conv4_3", {512, 2, 2}},   {"conv5_1", {512, 2, 2}},   {"conv5_2", {512, 2, 2}},
+                   {"conv5_3", {512, 1, 1}},   {"fc1", {512}},             {"fc2", {512}},
+                   {"output", {10}}});
+}
+
+TEST(Models, ResNet18Taps) {
+  auto m = create_model("resnet18", {3, 32, 32}, classes(100), plain(3), 0);
+  expect_taps(*m, {{"conv1", {64, 32, 32}},   {"layer1.0", {64, 32, 32}}, {"layer1.1", {64, 32, 32}},
+                   {"layer2.0", {128, 16, 16}}, {"layer2.1", {128, 16, 16}}, {"layer3.0", {256, 8, 8}},
+                   {"layer3.1", {256, 8, 8}},   {"layer4.0", {512, 4, 4}},   {"layer4.1", {512, 4, 4}},
+                   {"output", {100}}});
+}
+
+TEST(Models, ForwardGivesLogitsAndSoftmaxOutput) {
+  auto source = testing::separable_source(3, 2, {1, 8, 8}, 3);
+  auto m = create_model("small-cnn", source->shape(), source->class_names(), plain(1), 0);
+  BatchLoader loader(*source, m->meta().normalization, {});
+  Batch batch;
+  ASSERT_TRUE(loader.next(batch));
+  auto out = m->forward(batch, resolve_taps(*m, {"conv2", "output"}));
+  ASSERT_EQ(out.batch, 6u);
+  ASSERT_EQ(out.taps.size(), 2u);
+  EXPECT_EQ(out.taps[0].numel, 64u * 2 * 2);
+  for (std::size_t i = 0; i < out.batch; ++i) {
+    double total = 0, z = 0, mx = -1e30;
+    for (std::size_t c = 0; c < 3; ++c) mx = std::max(mx, double(out.logits[i * 3 + c]));
+    for (std::size_t c = 0; c < 3; ++c) z += std::exp(out.logits[i * 3 + c] - mx);
+    for (std::size_t c = 0; c < 3; ++c) {
+      double p = out.taps[1].data[i * 3 + c];
+      EXPECT_NEAR(p, std::exp(out.logits[i * 3 + c] - mx) / z, 1e-6);
+      total += p;
+    }
+    EXPECT_NEAR(total, 1.0, 1e-6);
+  }
+}
+
+TEST(Models, BadArchitecturesAndShapes) {
+  EXPECT_ERROR_CONTAINS(create_model("alexnet", {1, 28, 28}, classes(10), plain(1), 0), "unknown architecture 'alexnet'");
+  EXPECT_ERROR_CONTAINS(create_model("vgg16", {1, 28, 28}, classes(10), plain(1), 0), "at least 32x32");
+  EXPECT_ERROR_CONTAINS(create_model("small-cnn", {1, 28, 28}, classes(1), plain(1), 0), "at least 2 classes");
+  auto m = create_model("small-cnn", {1, 28, 28}, classes(10), plain(1), 0);
+  testing::MemorySource wrong({3, 28, 28}, classes(10));
+  EXPECT_ERROR_CONTAINS(check_compatible(*m, wrong), "memory: images are 3x28x28 but the model expects 1x28x28");
+  EXPECT_ERROR_CONTAINS(resolve_taps(*m, {"conv1", "conv1"}), "given twice");
+}
+
+TEST(Models, CheckpointRoundTripGivesIdenticalOutputs) {
+  auto source = testing::separable_source(4, 5, {3, 32, 32}, 5);
+  testing::TempDir dir;
+  for (const auto& arch : builtin_architectures()) {
+    auto m = create_model(arch, source->shape(), source->class_names(), compute_normalization(*source, 1), 11);
+    TrainOptions o;
+    o.epochs = 1;
+    o.batch_size = 8;
+    o.quiet = true;
+    train_model(*m, *source, o);  // moves batch-norm statistics away from their defaults
+    const std::string path = dir.file(arch + ".safetensors");
+    save_model(*m, path);
+    auto back = load_model(path);
+    EXPECT_EQ(back->meta().weights_hash, m->meta().weights_hash);
+    EXPECT_EQ(back->meta().class_names, source->class_names());
+    EXPECT_EQ(back->meta().normalization.mean, m->meta().normalization.mean);
+    EXPECT_EQ(back->meta().data_spec, "memory");
+    BatchLoader loader(*source, m->meta().normalization, {});
+    Batch batch;
+    ASSERT_TRUE(loader.next(batch));
+    auto ids = resolve_taps(*m, {});
+    auto a = m->forward(batch, ids), b = back->forward(batch, ids);
+    EXPECT_EQ(a.logits, b.logits) << arch;
+    for (std::size_t t = 0; t < ids.size(); ++t)
+      EXPECT_EQ(0, std::memcmp(a.taps[t].data, b.taps[t].data, a.taps[t].numel * a.batch * sizeof(float))) << arch;
+  }
+  // A corrupted or foreign file is refused with its name.
+  auto bytes = testing::read_bytes(dir.file("small-cnn.safetensors"));
+  bytes[bytes.size() - 5] ^= 1;
+  testing::write_bytes(dir.file("bad.safetensors"), bytes);
+  EXPECT_ERROR_CONTAINS(load_model(dir.file("bad.safetensors")), "bad.safetensors: checksum mismatch");
+  testing::write_bytes(dir.file("text.safetensors"), "hello");
+  EXPECT_ERROR_CONTAINS(load_model(dir.file("text.safetensors")), "text.safetensors");
+  EXPECT_ERROR_CONTAINS(load_model(dir.file("missing.safetensors")), "missing.safetensors");
+}
+
+TEST(Training, BeatsChanceClearlyOnASeparableSet) {
+  auto train = testing::separable_source(4, 40, {1, 12, 12}, 1);
+  auto test = testing::separable_source(4, 20, {1, 12, 12}, 2);
+  auto m = create_model("small-cnn", train->shape(), train->class_names(), compute_normalization(*train, 1), 3);
+  TrainOptions o;
+  o.epochs = 4;
+  o.batch_size = 16;
+  o.quiet = true;
+  int epochs_seen = 0;
+  auto reports = train_model(*m, *train, o, [&](const EpochReport&) { ++epochs_seen; });
+  EXPECT_EQ(epochs_seen, 4);
+  EXPECT_LT(reports.back().loss, reports.front().loss);
+  auto ev = evaluate(*m, *test, 32, 1, true);
+  EXPECT_EQ(ev.images, 80u);
+  EXPECT_GE(ev.accuracy, 0.9);  // chance is 0.25
+  std::size_t total = 0;
+  for (const auto& row : ev.confusion)
+    for (auto v : row) total += v;
+  EXPECT_EQ(total, 80u);
+}
+
+TEST(Training, BadOptions) {
+  auto train = testing::separable_source(2, 4, {1, 8, 8}, 1);
+  auto m = create_model("small-cnn", train->shape(), train->class_names(), plain(1), 0);
+  TrainOptions o;
+  o.quiet = true;
+  o.learning_rate = 0;
+  EXPECT_ERROR_CONTAINS(train_model(*m, *train, o), "--lr");
+  o.learning_rate = 1e-3;
+  o.optimizer = "adagrad";
+  EXPECT_ERROR_CONTAINS(train_model(*m, *train, o), "unknown optimizer 'adagrad'");
+  testing::MemorySource unlabelled(train->shape(), {});
+  unlabelled.add(std::vector<std::uint8_t>(64, 0), kNoLabel);
+  o.optimizer = "sgd";
+  EXPECT_ERROR_CONTAINS(train_model(*m, unlabelled, o), "training needs labelled images");
+}
+
+}  // namespace
+}  // namespace imagescore
