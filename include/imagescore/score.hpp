@@ -1,0 +1,74 @@
+// The image score (SPEC section 2, steps 4-6) and the baseline confidence scores
+// (SPEC section 3), computed from one forward pass per batch.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "imagescore/profile.hpp"
+#include "imagescore/scores_table.hpp"
+
+namespace imagescore {
+
+enum class Overlap { Recall, Literal, Jaccard };
+Overlap parse_overlap(const std::string& name);
+std::string to_string(Overlap overlap);
+
+// Which profile scores an image.
+enum class ProfileChoice { Predicted, Label, Global };
+ProfileChoice parse_profile_choice(const std::string& name);
+
+struct ImageScoreOptions {
+  Overlap overlap = Overlap::Recall;
+  double floor = 0;  // > 0: this floor for every tap; 0: 1 / (2 |M|) (half a neuron)
+};
+
+// Scores activations against one profile. Exposed for tests and custom pipelines.
+class ImageScorer {
+ public:
+  ImageScorer(const ProfileSet& set, ImageScoreOptions options);
+  // Score of one image against profile p; taps[l] points at the image's activation of
+  // tap l (profile tap order). Per-tap terms (0 for excluded taps) go to `terms` if given.
+  double score(std::size_t profile, const std::vector<const float*>& taps, std::vector<double>* terms) const;
+  const ProfileSet& profiles() const { return set_; }
+
+ private:
+  const ProfileSet& set_;
+  ImageScoreOptions options_;
+};
+
+struct Baselines {
+  double msp, margin, neg_entropy, energy, max_logit;
+  int pred;
+};
+// From one image's logits (softmax computed in double, stable).
+Baselines baseline_scores(const float* logits, std::size_t num_classes);
+
+struct ScoreRunOptions {
+  ImageScoreOptions image_score;
+  ProfileChoice by = ProfileChoice::Predicted;
+  bool per_tap = false;
+  std::size_t batch_size = 256;
+  int threads = 0;
+  bool quiet = false;
+};
+
+struct ScoreSummary {
+  std::size_t images = 0;
+  std::size_t labelled = 0;
+  std::size_t correct = 0;
+  std::map<std::string, double> auroc;  // per score column, when labels are known
+};
+
+// Scores every image of `source`, calling `sink` with each row in source order. The
+// row's value columns are score_columns(), then per-tap terms if requested.
+ScoreSummary score_images(Model& model, const ProfileSet& profiles, const ImageSource& source,
+                          const ScoreRunOptions& options, const std::function<void(const ScoreRow&)>& sink);
+
+// Names of the value columns a run writes: score_columns() plus "tap:<name>" with per_tap.
+std::vector<std::string> score_value_columns(const ProfileSet& profiles, bool per_tap);
+
+}  // namespace imagescore

@@ -1,0 +1,252 @@
+#include "imagescore/profile.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "imagescore/error.hpp"
+#include "imagescore/progress.hpp"
+
+namespace imagescore {
+
+ThresholdNorm parse_norm(const std::string& name) {
+  if (name == "linf") return ThresholdNorm::Linf;
+  if (name == "l1") return ThresholdNorm::L1;
+  if (name == "l2") return ThresholdNorm::L2;
+  fail("--norm", "unknown norm '" + name + "' (expected linf, l1 or l2)");
+}
+
+ProfileScale parse_scale(const std::string& name) {
+  if (name == "mean") return ProfileScale::Mean;
+  if (name == "sum") return ProfileScale::Sum;
+  fail("--scale", "unknown scale '" + name + "' (expected mean or sum)");
+}
+
+std::string to_string(ThresholdNorm norm) {
+  switch (norm) {
+    case ThresholdNorm::Linf: return "linf";
+    case ThresholdNorm::L1: return "l1";
+    case ThresholdNorm::L2: return "l2";
+  }
+  return "?";
+}
+
+std::string to_string(ProfileScale scale) { return scale == ProfileScale::Mean ? "mean" : "sum"; }
+
+void ProfileOptions::validate() const {
+  if (!(rho > 0 && rho <= 1)) fail("--rho", "must be in (0, 1], got " + std::to_string(rho));
+}
+
+namespace {
+
+constexpr double kFixedScale = double(std::int64_t(1) << kFixedPointBits);
+// |x| < 2^23 keeps x * 2^40 inside int64 before it is added to the 128-bit sum.
+constexpr double kMaxActivation = double(1 << 23);
+
+void finalize_tap(TapProfile& tap, std::uint64_t count, const ProfileOptions& o) {
+  const std::size_t n = tap.numel();
+  tap.reference.assign(n, 0.0);
+  tap.mask.assign(n, 0);
+  tap.mask_count = 0;
+  tap.excluded = false;
+  tap.exclusion_reason.clear();
+  tap.threshold = 0;
+  tap.threshold_float = 0;
+  if (count == 0) {
+    tap.excluded = true;
+    tap.exclusion_reason = "no reference images";
+    return;
+  }
+  const double divisor = o.scale == ProfileScale::Mean ? double(count) : 1.0;
+  double max_value = -std::numeric_limits<double>::infinity();
+  double max_abs = 0, sum_abs = 0, sum_sq = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    double a = double(tap.sum[i]) / kFixedScale / divisor;
+    tap.reference[i] = a;
+    max_value = std::max(max_value, a);
+    max_abs = std::max(max_abs, std::fabs(a));
+    sum_abs += std::fabs(a);
+    sum_sq += a * a;
+  }
+  double norm = 0;
+  switch (o.norm) {
+    case ThresholdNorm::Linf: norm = max_abs; break;
+    case ThresholdNorm::L1: norm = sum_abs / double(n); break;
+    case ThresholdNorm::L2: norm = std::sqrt(sum_sq / double(n)); break;
+  }
+  tap.threshold = o.rho * norm;
+  float f = float(tap.threshold);
+  if (double(f) < tap.threshold) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+  tap.threshold_float = f;
+  if (!(max_value > 0)) {
+    tap.excluded = true;
+    tap.exclusion_reason = "max of the reference activation is <= 0";
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    tap.mask[i] = tap.reference[i] >= tap.threshold;
+    tap.mask_count += tap.mask[i];
+  }
+  if (tap.mask_count == 0) {
+    tap.excluded = true;
+    tap.exclusion_reason = "no neuron reaches the threshold";
+  }
+}
+
+void check_no_empty_class(const ProfileSet& set) {
+  for (const auto& p : set.profiles)
+    if (p.count == 0) fail(set.data_spec, "class '" + p.name + "' has no reference images (empty class)");
+}
+
+}  // namespace
+
+void ProfileSet::finalize() {
+  for (auto& p : profiles)
+    for (auto& t : p.taps) finalize_tap(t, p.count, options);
+}
+
+std::vector<std::string> ProfileSet::tap_names() const {
+  std::vector<std::string> names;
+  if (!profiles.empty())
+    for (const auto& t : profiles.front().taps) names.push_back(t.name);
+  return names;
+}
+
+std::vector<std::string> ProfileSet::exclusions() const {
+  std::vector<std::string> lines;
+  for (const auto& p : profiles)
+    for (const auto& t : p.taps)
+      if (t.excluded) lines.push_back(p.name + "/" + t.name + ": " + t.exclusion_reason);
+  return lines;
+}
+
+ProfileBuilder::ProfileBuilder(const Model& model, const std::vector<std::size_t>& tap_ids, const ProfileOptions& options) {
+  options.validate();
+  const auto& meta = model.meta();
+  set_.options = options;
+  set_.model_arch = meta.arch;
+  set_.weights_hash = meta.weights_hash;
+  set_.class_names = meta.class_names;
+  std::vector<std::string> names = options.global ? std::vector<std::string>{"global"} : meta.class_names;
+  for (const auto& name : names) {
+    ClassProfile p;
+    p.name = name;
+    for (auto id : tap_ids) {
+      TapProfile t;
+      t.name = model.taps().at(id).name;
+      t.shape = model.taps()[id].shape;
+      t.sum.assign(model.taps()[id].numel(), 0);
+      p.taps.push_back(std::move(t));
+    }
+    set_.profiles.push_back(std::move(p));
+  }
+}
+
+void ProfileBuilder::add(const ForwardOutput& out, const std::vector<std::int64_t>& class_of) {
+  if (out.taps.size() != set_.profiles.front().taps.size()) fail("profile", "forward output has the wrong taps");
+  for (std::size_t i = 0; i < out.batch; ++i) {
+    std::size_t cls = 0;
+    if (!set_.options.global) {
+      if (class_of[i] < 0 || std::size_t(class_of[i]) >= set_.profiles.size())
+        fail("profile", "image label " + std::to_string(class_of[i]) + " outside the model's classes");
+      cls = std::size_t(class_of[i]);
+    }
+    auto& profile = set_.profiles[cls];
+    ++profile.count;
+    for (std::size_t l = 0; l < out.taps.size(); ++l) {
+      auto& sum = profile.taps[l].sum;
+      const std::size_t n = sum.size();
+      const float* x = out.taps[l].data + i * n;
+      for (std::size_t k = 0; k < n; ++k) {
+        double v = double(x[k]);
+        if (!(std::fabs(v) < kMaxActivation))
+          fail("tap " + profile.taps[l].name, "activation " + std::to_string(v) + " is not finite or too large (|x| >= 2^23)");
+        sum[k] += ExactSum(std::int64_t(v * kFixedScale));
+      }
+    }
+  }
+}
+
+ProfileSet ProfileBuilder::finish(const std::string& data_spec, bool allow_empty_classes) {
+  set_.data_spec = data_spec;
+  if (!allow_empty_classes) check_no_empty_class(set_);
+  set_.finalize();
+  return set_;
+}
+
+ProfileSet build_profiles(Model& model, const ImageSource& source, const ProfileRunOptions& options) {
+  options.profile.validate();
+  check_compatible(model, source);
+  if (!options.profile.global && !source.labelled())
+    fail(source.spec(), "per-class profiles need labelled images (or use --global)");
+  if (options.shard_count == 0 || options.shard_index < 1 || options.shard_index > options.shard_count)
+    fail("--shard", "expected I/K with 1 <= I <= K");
+  auto tap_ids = resolve_taps(model, options.taps);
+  const std::size_t n = source.size();
+  if (n == 0) fail(source.spec(), "no images");
+  // Shard I of K: the contiguous range [(I-1) n / K, I n / K).
+  std::size_t begin = (options.shard_index - 1) * n / options.shard_count;
+  std::size_t end = options.shard_index * n / options.shard_count;
+  std::vector<std::size_t> part(end - begin);
+  for (std::size_t i = begin; i < end; ++i) part[i - begin] = i;
+  auto shard = subset(source, std::move(part));
+
+  ProfileBuilder builder(model, tap_ids, options.profile);
+  LoaderOptions lo;
+  lo.batch_size = options.batch_size;
+  lo.threads = options.threads;
+  BatchLoader loader(*shard, model.meta().normalization, lo);
+  Progress progress("profile", loader.num_images(), options.quiet);
+  Batch batch;
+  while (loader.next(batch)) {
+    builder.add(model.forward(batch, tap_ids), batch.labels);
+    progress.advance(batch.size());
+  }
+  progress.finish();
+  auto set = builder.finish(source.spec(), options.shard_count > 1);
+  set.shard_index = options.shard_index;
+  set.shard_count = options.shard_count;
+  return set;
+}
+
+ProfileSet merge_profiles(const std::vector<ProfileSet>& shards, const std::vector<std::string>& names) {
+  if (shards.empty()) fail("profile merge", "no profiles given");
+  const ProfileSet& first = shards.front();
+  const std::size_t k = first.shard_count;
+  if (shards.size() != k)
+    fail(names.front(), "is shard " + std::to_string(first.shard_index) + "/" + std::to_string(k) + " but " +
+                            std::to_string(shards.size()) + " files were given");
+  std::vector<bool> seen(k + 1, false);
+  for (std::size_t s = 0; s < shards.size(); ++s) {
+    const auto& p = shards[s];
+    const std::string& name = names[s];
+    if (p.weights_hash != first.weights_hash || p.model_arch != first.model_arch)
+      fail(name, "built from another model than " + names.front());
+    if (p.options.rho != first.options.rho || p.options.norm != first.options.norm ||
+        p.options.scale != first.options.scale || p.options.global != first.options.global)
+      fail(name, "built with other options than " + names.front());
+    if (p.data_spec != first.data_spec) fail(name, "built from other data than " + names.front());
+    if (p.class_names != first.class_names || p.profiles.size() != first.profiles.size() ||
+        p.tap_names() != first.tap_names())
+      fail(name, "has other classes or taps than " + names.front());
+    if (p.shard_count != k) fail(name, "belongs to a split into " + std::to_string(p.shard_count) + " shards, not " + std::to_string(k));
+    if (seen[p.shard_index]) fail(name, "shard " + std::to_string(p.shard_index) + " given twice");
+    seen[p.shard_index] = true;
+  }
+  ProfileSet merged = first;
+  for (std::size_t s = 1; s < shards.size(); ++s)
+    for (std::size_t c = 0; c < merged.profiles.size(); ++c) {
+      merged.profiles[c].count += shards[s].profiles[c].count;
+      for (std::size_t l = 0; l < merged.profiles[c].taps.size(); ++l) {
+        auto& dst = merged.profiles[c].taps[l].sum;
+        const auto& src = shards[s].profiles[c].taps[l].sum;
+        for (std::size_t i = 0; i < dst.size(); ++i) dst[i] += src[i];
+      }
+    }
+  merged.shard_index = merged.shard_count = 1;
+  check_no_empty_class(merged);
+  merged.finalize();
+  return merged;
+}
+
+}  // namespace imagescore

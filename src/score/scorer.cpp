@@ -1,0 +1,175 @@
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "imagescore/error.hpp"
+#include "imagescore/metrics.hpp"
+#include "imagescore/progress.hpp"
+#include "imagescore/score.hpp"
+
+namespace imagescore {
+
+Overlap parse_overlap(const std::string& name) {
+  if (name == "recall") return Overlap::Recall;
+  if (name == "literal") return Overlap::Literal;
+  if (name == "jaccard") return Overlap::Jaccard;
+  fail("--overlap", "unknown overlap '" + name + "' (expected recall, literal or jaccard)");
+}
+
+std::string to_string(Overlap overlap) {
+  switch (overlap) {
+    case Overlap::Recall: return "recall";
+    case Overlap::Literal: return "literal";
+    case Overlap::Jaccard: return "jaccard";
+  }
+  return "?";
+}
+
+ProfileChoice parse_profile_choice(const std::string& name) {
+  if (name == "predicted" || name == "pred") return ProfileChoice::Predicted;
+  if (name == "label") return ProfileChoice::Label;
+  if (name == "global") return ProfileChoice::Global;
+  fail("--by", "unknown choice '" + name + "' (expected predicted, label or global)");
+}
+
+ImageScorer::ImageScorer(const ProfileSet& set, ImageScoreOptions options) : set_(set), options_(options) {
+  if (options_.floor < 0 || !std::isfinite(options_.floor)) fail("--floor", "must be > 0 (or 0 for half a neuron)");
+}
+
+double ImageScorer::score(std::size_t profile, const std::vector<const float*>& taps, std::vector<double>* terms) const {
+  const auto& prof = set_.profiles.at(profile);
+  if (terms) terms->assign(prof.taps.size(), 0.0);
+  double total = 0;
+  for (std::size_t l = 0; l < prof.taps.size(); ++l) {
+    const auto& tap = prof.taps[l];
+    if (tap.excluded) continue;
+    const float* x = taps[l];
+    const std::uint8_t* m = tap.mask.data();
+    const float t = tap.threshold_float;
+    // Branch-free counts so that the loop vectorises.
+    std::size_t in_image = 0, in_both = 0;
+    for (std::size_t i = 0, n = tap.numel(); i < n; ++i) {
+      unsigned on = x[i] >= t;
+      in_image += on;
+      in_both += on & m[i];
+    }
+    const double ref = double(tap.mask_count);
+    double overlap = 0;
+    switch (options_.overlap) {
+      case Overlap::Recall: overlap = double(in_both) / ref; break;
+      case Overlap::Literal: overlap = double(in_image) / ref; break;
+      case Overlap::Jaccard: overlap = double(in_both) / (double(in_image) + ref - double(in_both)); break;
+    }
+    const double floor = options_.floor > 0 ? options_.floor : 1.0 / (2.0 * ref);
+    const double term = std::log(std::max(overlap, floor));
+    if (terms) (*terms)[l] = term;
+    total += term;
+  }
+  return total;
+}
+
+Baselines baseline_scores(const float* logits, std::size_t k) {
+  Baselines b{};
+  std::size_t best = 0;
+  for (std::size_t c = 1; c < k; ++c)
+    if (logits[c] > logits[best]) best = c;
+  const double max_logit = logits[best];
+  double z = 0;
+  for (std::size_t c = 0; c < k; ++c) z += std::exp(double(logits[c]) - max_logit);
+  const double log_z = std::log(z);
+  double neg_entropy = 0, first = 0, second = 0;
+  for (std::size_t c = 0; c < k; ++c) {
+    const double log_p = double(logits[c]) - max_logit - log_z;
+    const double p = std::exp(log_p);
+    neg_entropy += p * log_p;  // p = 0 contributes 0 (exp underflows before log_p is -inf)
+    if (p > first) {
+      second = first;
+      first = p;
+    } else if (p > second) {
+      second = p;
+    }
+  }
+  b.pred = int(best);
+  b.max_logit = max_logit;
+  b.energy = max_logit + log_z;  // logsumexp of the logits (the negative free energy)
+  b.msp = std::exp(max_logit - (max_logit + log_z));
+  b.margin = k > 1 ? first - second : first;
+  b.neg_entropy = neg_entropy;
+  return b;
+}
+
+std::vector<std::string> score_value_columns(const ProfileSet& profiles, bool per_tap) {
+  std::vector<std::string> columns = score_columns();
+  if (per_tap)
+    for (const auto& name : profiles.tap_names()) columns.push_back("tap:" + name);
+  return columns;
+}
+
+ScoreSummary score_images(Model& model, const ProfileSet& profiles, const ImageSource& source,
+                          const ScoreRunOptions& options, const std::function<void(const ScoreRow&)>& sink) {
+  check_compatible(model, source);
+  const bool global = profiles.options.global;
+  if (global && options.by != ProfileChoice::Global)
+    fail("--by", "the profile file holds one global profile: use --by global");
+  if (!global && options.by == ProfileChoice::Global)
+    fail("--by", "the profile file holds per-class profiles, not a global one");
+  if (options.by == ProfileChoice::Label && !source.labelled())
+    fail(source.spec(), "--by label needs labelled images");
+  ImageScorer scorer(profiles, options.image_score);
+  auto tap_ids = resolve_taps(model, profiles.tap_names());
+  const std::size_t k = model.meta().num_classes();
+  const auto& columns = score_columns();
+
+  ScoreSummary summary;
+  std::vector<std::vector<double>> labelled_scores(columns.size());
+  std::vector<bool> correct;
+
+  LoaderOptions lo;
+  lo.batch_size = options.batch_size;
+  lo.threads = options.threads;
+  BatchLoader loader(source, model.meta().normalization, lo);
+  Progress progress("score", loader.num_images(), options.quiet);
+  Batch batch;
+  ScoreRow row;
+  std::vector<const float*> tap_ptrs(tap_ids.size());
+  std::vector<double> terms;
+  while (loader.next(batch)) {
+    auto out = model.forward(batch, tap_ids);
+    for (std::size_t i = 0; i < out.batch; ++i) {
+      Baselines b = baseline_scores(&out.logits[i * k], k);
+      const auto id = batch.indices[i];
+      row.id = id;
+      row.path = source.path(id);
+      row.label = int(batch.labels[i]);
+      row.pred = b.pred;
+      std::size_t profile = 0;
+      if (options.by == ProfileChoice::Predicted) profile = std::size_t(b.pred);
+      if (options.by == ProfileChoice::Label) {
+        if (row.label < 0 || std::size_t(row.label) >= profiles.profiles.size())
+          fail(row.path, "has no usable label for --by label");
+        profile = std::size_t(row.label);
+      }
+      for (std::size_t l = 0; l < tap_ids.size(); ++l) tap_ptrs[l] = out.taps[l].data + i * out.taps[l].numel;
+      double image_score = scorer.score(profile, tap_ptrs, options.per_tap ? &terms : nullptr);
+      row.values = {image_score, b.msp, b.margin, b.neg_entropy, b.energy, b.max_logit};
+      if (options.per_tap) row.values.insert(row.values.end(), terms.begin(), terms.end());
+      for (double v : row.values)
+        if (!std::isfinite(v)) fail(row.path, "a score is not finite (non-finite logits?)");
+      sink(row);
+      ++summary.images;
+      if (row.label >= 0) {
+        ++summary.labelled;
+        correct.push_back(row.label == row.pred);
+        summary.correct += row.label == row.pred;
+        for (std::size_t c = 0; c < columns.size(); ++c) labelled_scores[c].push_back(row.values[c]);
+      }
+    }
+    progress.advance(out.batch);
+  }
+  progress.finish();
+  if (summary.labelled > 0 && summary.labelled == summary.images)
+    for (std::size_t c = 0; c < columns.size(); ++c) summary.auroc[columns[c]] = auroc(labelled_scores[c], correct);
+  return summary;
+}
+
+}  // namespace imagescore

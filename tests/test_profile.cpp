@@ -1,0 +1,183 @@
+// Profiles: streaming build, exact shard merging, the file format, determinism, bad input.
+#include <gtest/gtest.h>
+
+#include "imagescore/io.hpp"
+#include "imagescore/profile.hpp"
+#include "imagescore/runtime.hpp"
+#include "imagescore/score.hpp"
+#include "test_sources.hpp"
+#include "test_util.hpp"
+
+namespace imagescore {
+namespace {
+
+using testing::separable_source;
+using testing::TempDir;
+
+const ImageShape kShape{1, 12, 12};
+
+struct Fixture {
+  std::unique_ptr<testing::MemorySource> source = separable_source(3, 20, kShape, 1);
+  std::unique_ptr<Model> model =
+      create_model("small-cnn", kShape, source->class_names(), compute_normalization(*source, 1), 42);
+};
+
+void expect_same_sums(const ProfileSet& a, const ProfileSet& b) {
+  ASSERT_EQ(a.profiles.size(), b.profiles.size());
+  for (std::size_t p = 0; p < a.profiles.size(); ++p) {
+    EXPECT_EQ(a.profiles[p].count, b.profiles[p].count);
+    ASSERT_EQ(a.profiles[p].taps.size(), b.profiles[p].taps.size());
+    for (std::size_t l = 0; l < a.profiles[p].taps.size(); ++l) {
+      const auto& x = a.profiles[p].taps[l];
+      const auto& y = b.profiles[p].taps[l];
+      EXPECT_TRUE(x.sum == y.sum) << x.name;
+      EXPECT_EQ(x.mask, y.mask) << x.name;
+      EXPECT_EQ(x.threshold, y.threshold) << x.name;
+      EXPECT_EQ(x.reference, y.reference) << x.name;
+    }
+  }
+}
+
+TEST(Profiles, ShardsMergeIntoExactlyOnePass) {
+  Fixture f;
+  ProfileRunOptions o;
+  o.batch_size = 16;
+  o.quiet = true;
+  auto whole = build_profiles(*f.model, *f.source, o);
+  std::vector<ProfileSet> shards;
+  std::vector<std::string> names;
+  for (std::size_t i : {3, 1, 2}) {  // any order
+    o.shard_index = i;
+    o.shard_count = 3;
+    shards.push_back(build_profiles(*f.model, *f.source, o));
+    names.push_back("shard" + std::to_string(i));
+    EXPECT_EQ(shards.back().shard_index, i);
+  }
+  auto merged = merge_profiles(shards, names);
+  expect_same_sums(whole, merged);
+  EXPECT_EQ(merged.shard_count, 1u);
+
+  EXPECT_ERROR_CONTAINS(merge_profiles({shards[0], shards[1]}, {"a", "b"}), "a: is shard 3/3 but 2 files were given");
+  EXPECT_ERROR_CONTAINS(merge_profiles({shards[0], shards[0], shards[1]}, {"a", "b", "c"}), "b: shard 3 given twice");
+}
+
+TEST(Profiles, IndependentOfBatchSizeAndThreads) {
+  Fixture f;
+  ProfileRunOptions o;
+  o.quiet = true;
+  o.batch_size = 7;
+  set_threads(1);
+  auto a = build_profiles(*f.model, *f.source, o);
+  o.batch_size = 64;
+  o.threads = 3;
+  set_threads(2);
+  auto b = build_profiles(*f.model, *f.source, o);
+  expect_same_sums(a, b);
+
+  // Scores too: 1 vs 2 threads, different batch sizes, written to the last digit.
+  auto run = [&](std::size_t batch, int threads) {
+    set_threads(threads);
+    ScoreRunOptions so;
+    so.batch_size = batch;
+    so.quiet = true;
+    so.per_tap = true;
+    std::vector<std::vector<double>> rows;
+    score_images(*f.model, a, *f.source, so, [&](const ScoreRow& r) { rows.push_back(r.values); });
+    return rows;
+  };
+  auto s1 = run(5, 1);
+  auto s2 = run(64, 2);
+  EXPECT_EQ(s1, s2);
+  set_threads(0);
+}
+
+TEST(Profiles, FileRoundTripAndCorruption) {
+  Fixture f;
+  ProfileRunOptions o;
+  o.quiet = true;
+  o.taps = {"conv2", "output"};
+  o.profile.rho = 0.6;
+  o.profile.norm = ThresholdNorm::L2;
+  auto set = build_profiles(*f.model, *f.source, o);
+  TempDir dir;
+  save_profiles(set, dir.file("p.safetensors"));
+  auto back = load_profiles(dir.file("p.safetensors"));
+  expect_same_sums(set, back);
+  EXPECT_EQ(back.tap_names(), (std::vector<std::string>{"conv2", "output"}));
+  EXPECT_EQ(back.options.rho, 0.6);
+  EXPECT_EQ(back.options.norm, ThresholdNorm::L2);
+  EXPECT_EQ(back.class_names, f.source->class_names());
+  EXPECT_EQ(back.weights_hash, f.model->meta().weights_hash);
+  EXPECT_NO_THROW(check_profiles_match(back, *f.model, "p"));
+
+  auto bytes = testing::read_bytes(dir.file("p.safetensors"));
+  bytes[bytes.size() - 3] ^= 0x40;
+  testing::write_bytes(dir.file("bad.safetensors"), bytes);
+  EXPECT_ERROR_CONTAINS(load_profiles(dir.file("bad.safetensors")), "checksum mismatch");
+  testing::write_bytes(dir.file("short.safetensors"), bytes.substr(0, bytes.size() / 2));
+  EXPECT_ERROR_CONTAINS(load_profiles(dir.file("short.safetensors")), "short.safetensors");
+}
+
+TEST(Profiles, BadInput) {
+  Fixture f;
+  ProfileRunOptions o;
+  o.quiet = true;
+  // A class without reference images.
+  testing::MemorySource two(kShape, f.source->class_names());
+  for (std::size_t i = 0; i < f.source->size(); ++i)
+    if (f.source->label(i) != 2) {
+      std::vector<std::uint8_t> px(kShape.pixels());
+      f.source->read(i, px.data());
+      two.add(px, f.source->label(i));
+    }
+  EXPECT_ERROR_CONTAINS(build_profiles(*f.model, two, o), "memory: class 'class2' has no reference images (empty class)");
+  // Unknown tap.
+  o.taps = {"conv9"};
+  EXPECT_ERROR_CONTAINS(build_profiles(*f.model, *f.source, o), "--taps: unknown tap 'conv9' (the model has: conv1, conv2, fc1, output)");
+  o.taps.clear();
+  // A profile from another model.
+  auto set = build_profiles(*f.model, *f.source, o);
+  auto other = create_model("small-cnn", kShape, f.source->class_names(), compute_normalization(*f.source, 1), 43);
+  EXPECT_ERROR_CONTAINS(check_profiles_match(set, *other, "p.safetensors"), "p.safetensors: profile from another model");
+  // A shard alone cannot score.
+  o.shard_index = 1;
+  o.shard_count = 2;
+  auto shard = build_profiles(*f.model, *f.source, o);
+  EXPECT_ERROR_CONTAINS(check_profiles_match(shard, *f.model, "s"), "s: is shard 1/2 only");
+  o.shard_index = 3;
+  EXPECT_ERROR_CONTAINS(build_profiles(*f.model, *f.source, o), "--shard");
+  // Unlabelled data cannot make per-class profiles; global mode can.
+  testing::MemorySource pool(kShape, {});
+  std::vector<std::uint8_t> px(kShape.pixels(), 7);
+  pool.add(px, kNoLabel);
+  o.shard_index = o.shard_count = 1;
+  EXPECT_ERROR_CONTAINS(build_profiles(*f.model, pool, o), "per-class profiles need labelled images");
+  o.profile.global = true;
+  auto global = build_profiles(*f.model, pool, o);
+  ASSERT_EQ(global.profiles.size(), 1u);
+  EXPECT_EQ(global.profiles[0].name, "global");
+  EXPECT_EQ(global.profiles[0].count, 1u);
+}
+
+TEST(Profiles, ScoringChoosesTheProfile) {
+  Fixture f;
+  ProfileRunOptions o;
+  o.quiet = true;
+  auto set = build_profiles(*f.model, *f.source, o);
+  ScoreRunOptions so;
+  so.quiet = true;
+  so.by = ProfileChoice::Global;
+  EXPECT_ERROR_CONTAINS(score_images(*f.model, set, *f.source, so, [](const ScoreRow&) {}), "--by");
+  so.by = ProfileChoice::Label;
+  std::size_t rows = 0;
+  auto summary = score_images(*f.model, set, *f.source, so, [&](const ScoreRow& r) {
+    EXPECT_EQ(r.values.size(), score_columns().size());
+    ++rows;
+  });
+  EXPECT_EQ(rows, f.source->size());
+  EXPECT_EQ(summary.images, rows);
+  EXPECT_EQ(summary.auroc.size(), score_columns().size());
+}
+
+}  // namespace
+}  // namespace imagescore
