@@ -1,0 +1,57 @@
+// The selection study (the main job): split a labelled training set, train on the
+// labelled part, build per-class profiles, score the additional part, select the top
+// fraction per class by the image score and by every baseline score, and measure how
+// right each selection's pseudo-labels are.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "imagescore/profile.hpp"
+#include "imagescore/score.hpp"
+#include "imagescore/train.hpp"
+
+namespace imagescore {
+
+struct StudyOptions {
+  std::string data = "fashion-mnist";
+  std::string out_dir;
+  double labelled_fraction = 0.1;
+  std::uint64_t seed = 0;
+  std::string arch = "small-cnn";
+  TrainOptions train;               // for the model trained on the labelled part
+  int reference_epochs = 5;         // fully supervised reference model; 0 skips it
+  ProfileOptions profile;
+  ImageScoreOptions image_score;
+  double select_fraction = 0.3;
+  std::size_t batch_size = 256;     // profile and score passes
+  int threads = 0;
+  bool quiet = false;
+};
+
+struct StudyResult {
+  std::vector<std::string> class_names;
+  std::vector<std::string> scores;                // score columns compared
+  std::size_t training_images = 0, additional_images = 0;
+  double test_accuracy = 0;                       // model trained on the labelled part
+  double additional_accuracy = 0;                 // its pseudo-label accuracy on the additional part
+  double reference_test_accuracy = -1;            // fully supervised model (-1: not trained)
+  std::vector<std::size_t> candidates;            // per predicted class
+  std::vector<std::size_t> selected;              // per predicted class (same for every score)
+  std::map<std::string, std::vector<double>> precision;  // score -> per class, then overall last
+  std::map<std::string, std::vector<double>> auroc;      // score -> per class, then overall last
+  std::vector<std::string> exclusions;
+  nlohmann::json to_json() const;
+};
+
+StudyResult run_study(const StudyOptions& options);
+
+// The comparison tables and a plain verdict, as printed by the main job.
+std::string format_study(const StudyResult& result);
+
+}  // namespace imagescore

@@ -1,0 +1,226 @@
+#include "imagescore/study.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "imagescore/error.hpp"
+#include "imagescore/io.hpp"
+#include "imagescore/metrics.hpp"
+#include "imagescore/select.hpp"
+#include "imagescore/split.hpp"
+
+namespace imagescore {
+namespace {
+
+nlohmann::json number_or_null(double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); }
+
+void log_step(const StudyOptions& o, const std::string& text) {
+  if (!o.quiet) std::fprintf(stderr, "== %s\n", text.c_str());
+}
+
+}  // namespace
+
+nlohmann::json StudyResult::to_json() const {
+  auto per_score = [&](const std::map<std::string, std::vector<double>>& m) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [name, values] : m) {
+      nlohmann::json per_class = nlohmann::json::object();
+      for (std::size_t c = 0; c < class_names.size(); ++c) per_class[class_names[c]] = number_or_null(values[c]);
+      j[name] = {{"overall", number_or_null(values.back())}, {"per_class", per_class}};
+    }
+    return j;
+  };
+  return {{"classes", class_names},
+          {"training_images", training_images},
+          {"additional_images", additional_images},
+          {"test_accuracy", test_accuracy},
+          {"additional_pseudo_label_accuracy", additional_accuracy},
+          {"reference_test_accuracy", reference_test_accuracy < 0 ? nlohmann::json(nullptr) : nlohmann::json(reference_test_accuracy)},
+          {"candidates", candidates},
+          {"selected", selected},
+          {"precision", per_score(precision)},
+          {"auroc", per_score(auroc)},
+          {"excluded_taps", exclusions}};
+}
+
+StudyResult run_study(const StudyOptions& o) {
+  if (o.out_dir.empty()) fail("--out", "an output folder is required");
+  if (!(o.select_fraction > 0 && o.select_fraction <= 1)) fail("--select-fraction", "must be in (0, 1]");
+  make_directories(o.out_dir);
+  auto path = [&](const std::string& name) { return o.out_dir + "/" + name; };
+  StudyResult r;
+
+  auto train_source = open_data(o.data, SplitName::Train);
+  auto test_source = open_data(o.data, SplitName::Test);
+  r.class_names = train_source->class_names();
+  const std::size_t k = r.class_names.size();
+
+  log_step(o, "split " + train_source->spec() + ": " + std::to_string(o.labelled_fraction) + " labelled, seed " + std::to_string(o.seed));
+  auto split = make_split(*train_source, o.labelled_fraction, o.seed);
+  save_split(split, path("split.json"));
+  auto training = subset(*train_source, split.training);
+  auto additional = subset(*train_source, split.additional);
+  r.training_images = training->size();
+  r.additional_images = additional->size();
+
+  log_step(o, "train " + o.arch + " on the " + std::to_string(r.training_images) + " labelled images");
+  auto norm = compute_normalization(*training, o.threads);
+  auto model = create_model(o.arch, training->shape(), r.class_names, norm, o.train.seed);
+  train_model(*model, *training, o.train);
+  save_model(*model, path("model.safetensors"));
+  r.test_accuracy = evaluate(*model, *test_source, o.batch_size, o.threads, o.quiet).accuracy;
+
+  log_step(o, "profiles from the labelled images");
+  ProfileRunOptions po;
+  po.profile = o.profile;
+  po.batch_size = o.batch_size;
+  po.threads = o.threads;
+  po.quiet = o.quiet;
+  auto profiles = build_profiles(*model, *training, po);
+  save_profiles(profiles, path("profiles.safetensors"));
+  r.exclusions = profiles.exclusions();
+
+  log_step(o, "score the " + std::to_string(r.additional_images) + " additional images (labels used only to measure)");
+  ScoreRunOptions so;
+  so.image_score = o.image_score;
+  so.batch_size = o.batch_size;
+  so.threads = o.threads;
+  so.quiet = o.quiet;
+  {
+    ScoreWriter writer(path("scores.csv"), score_value_columns(profiles, false));
+    score_images(*model, profiles, *additional, so, [&](const ScoreRow& row) { writer.write(row); });
+    writer.commit();
+  }
+
+  // Everything below works from the scores file, exactly as `select` would.
+  auto table = read_score_table(path("scores.csv"));
+  r.scores = score_columns();
+  std::vector<std::vector<std::size_t>> rows_of_class(k);
+  std::size_t right = 0;
+  for (std::size_t i = 0; i < table.rows.size(); ++i) {
+    rows_of_class[std::size_t(table.rows[i].pred)].push_back(i);
+    right += table.rows[i].label == table.rows[i].pred;
+  }
+  r.additional_accuracy = double(right) / double(table.rows.size());
+  SelectOptions sel;
+  sel.rule = SelectOptions::Rule::Fraction;
+  sel.fraction = o.select_fraction;
+  for (const auto& column : r.scores) {
+    auto chosen = select_rows(table, column, sel, k);
+    write_selection(path("selection_" + column + ".csv"), table, column, chosen);
+    auto stats = selection_stats(table, chosen, k);
+    auto& precision = r.precision[column];
+    for (std::size_t c = 0; c < k; ++c) precision.push_back(stats.per_class[c].precision());
+    precision.push_back(stats.overall.precision());
+    if (r.candidates.empty()) {
+      for (const auto& s : stats.per_class) {
+        r.candidates.push_back(s.candidates);
+        r.selected.push_back(s.selected);
+      }
+    }
+    const auto values = table.values(column);
+    auto& au = r.auroc[column];
+    for (std::size_t c = 0; c < k; ++c) {
+      std::vector<double> v;
+      std::vector<bool> ok;
+      for (auto i : rows_of_class[c]) {
+        v.push_back(values[i]);
+        ok.push_back(table.rows[i].label == table.rows[i].pred);
+      }
+      au.push_back(auroc(v, ok));
+    }
+    std::vector<bool> ok_all;
+    for (const auto& row : table.rows) ok_all.push_back(row.label == row.pred);
+    au.push_back(auroc(values, ok_all));
+  }
+
+  if (o.reference_epochs > 0) {
+    log_step(o, "reference: " + o.arch + " trained on all " + std::to_string(train_source->size()) +
+                    " labelled training images (an upper bound for self-training)");
+    TrainOptions ro = o.train;
+    ro.epochs = o.reference_epochs;
+    auto reference = create_model(o.arch, train_source->shape(), r.class_names, compute_normalization(*train_source, o.threads), o.train.seed);
+    train_model(*reference, *train_source, ro);
+    save_model(*reference, path("reference-model.safetensors"));
+    r.reference_test_accuracy = evaluate(*reference, *test_source, o.batch_size, o.threads, o.quiet).accuracy;
+  }
+
+  write_file_atomic(path("summary.json"), r.to_json().dump(2) + "\n");
+  return r;
+}
+
+std::string format_study(const StudyResult& r) {
+  std::string s;
+  char buf[256];
+  auto line = [&](const std::string& label, const std::vector<std::string>& cells) {
+    std::snprintf(buf, sizeof buf, "%-14s", label.substr(0, 14).c_str());
+    s += buf;
+    for (const auto& c : cells) {
+      std::snprintf(buf, sizeof buf, " %11s", c.c_str());
+      s += buf;
+    }
+    s += "\n";
+  };
+  auto fmt = [](double v) {
+    if (std::isnan(v)) return std::string("-");
+    char b[32];
+    std::snprintf(b, sizeof b, "%.4f", v);
+    return std::string(b);
+  };
+  const std::size_t k = r.class_names.size();
+  std::snprintf(buf, sizeof buf, "labelled %zu, additional %zu; test accuracy %.4f; pseudo-label accuracy on the additional part %.4f\n",
+                r.training_images, r.additional_images, r.test_accuracy, r.additional_accuracy);
+  s += buf;
+  if (r.reference_test_accuracy >= 0) {
+    std::snprintf(buf, sizeof buf, "reference model trained on all labelled images: test accuracy %.4f\n", r.reference_test_accuracy);
+    s += buf;
+  }
+  auto table = [&](const std::string& title, const std::map<std::string, std::vector<double>>& m, bool counts) {
+    s += "\n" + title + "\n";
+    std::vector<std::string> header;
+    if (counts) header = {"candidates", "selected"};
+    for (const auto& name : r.scores) header.push_back(name);
+    line("class", header);
+    for (std::size_t c = 0; c <= k; ++c) {
+      std::vector<std::string> cells;
+      if (counts) {
+        std::size_t cand = 0, sel = 0;
+        for (std::size_t i = 0; i < k; ++i)
+          if (c == k || i == c) {
+            cand += r.candidates[i];
+            sel += r.selected[i];
+          }
+        cells = {std::to_string(cand), std::to_string(sel)};
+      }
+      for (const auto& name : r.scores) cells.push_back(fmt(m.at(name)[c]));
+      line(c == k ? "overall" : r.class_names[c], cells);
+    }
+  };
+  table("Precision of the pseudo-labels selected by each score (top share per predicted class):", r.precision, true);
+  table("AUROC of each score for telling right from wrong pseudo-labels (per predicted class):", r.auroc, false);
+
+  // A plain verdict: where the image score stands against the best baseline.
+  auto verdict = [&](const std::string& what, const std::map<std::string, std::vector<double>>& m) {
+    std::string best;
+    for (const auto& name : r.scores)
+      if (name != "image_score" && (best.empty() || m.at(name).back() > m.at(best).back())) best = name;
+    double mine = m.at("image_score").back(), theirs = m.at(best).back();
+    std::snprintf(buf, sizeof buf, "%s: image_score %.4f vs best baseline %s %.4f: the image score %s (%+.4f).\n",
+                  what.c_str(), mine, best.c_str(), theirs,
+                  mine > theirs ? "is better" : (mine == theirs ? "ties" : "is worse"), mine - theirs);
+    s += buf;
+  };
+  s += "\n";
+  verdict("Selection precision", r.precision);
+  verdict("AUROC", r.auroc);
+  if (!r.exclusions.empty()) {
+    s += "Taps excluded from the image score:\n";
+    for (const auto& e : r.exclusions) s += "  " + e + "\n";
+  }
+  return s;
+}
+
+}  // namespace imagescore

@@ -1,0 +1,70 @@
+// imagescore score: image score and baseline scores of every image, as CSV.
+#include "common.hpp"
+#include "imagescore/error.hpp"
+#include "imagescore/model.hpp"
+#include "imagescore/score.hpp"
+#include "imagescore/split.hpp"
+
+namespace imagescore::cli {
+
+void add_score_command(CLI::App& app) {
+  struct Options {
+    std::string model;
+    std::string profiles;
+    DataOptions data;
+    std::string out;
+    std::string overlap = "recall";
+    std::string by;
+    ScoreRunOptions run;
+  };
+  auto opt = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand("score", "Score images: image score and baseline confidence scores");
+  cmd->add_option("--model", opt->model, "Model checkpoint")->required();
+  cmd->add_option("--profiles", opt->profiles, "Profile file from `imagescore profile`")->required();
+  add_data_options(*cmd, opt->data, "test", false);
+  cmd->add_option("--out", opt->out, "Scores CSV to write")->required();
+  cmd->add_option("--overlap", opt->overlap, "recall (default), literal or jaccard")->default_val("recall");
+  cmd->add_option("--floor", opt->run.image_score.floor, "Floor of each tap's overlap (default: half a neuron, 1/(2|M|))");
+  cmd->add_option("--by", opt->by, "Profile that scores an image: predicted (default), label or global");
+  cmd->add_flag("--per-tap", opt->run.per_tap, "Also write each tap's term of the score");
+  cmd->add_option("--batch-size", opt->run.batch_size, "Batch size")->default_val(256)->check(CLI::PositiveNumber);
+  add_global_options(*cmd);
+  cmd->callback([opt] {
+    run_command([&] {
+      auto& o = *opt;
+      if (o.data.spec.empty() && o.data.split_file.empty()) fail("score", "--data is required");
+      o.run.image_score.overlap = parse_overlap(o.overlap);
+      o.run.threads = global_options().threads;
+      o.run.quiet = global_options().quiet;
+      auto model = load_model(o.model);
+      auto profiles = load_profiles(o.profiles);
+      check_profiles_match(profiles, *model, o.profiles);
+      o.run.by = !o.by.empty() ? parse_profile_choice(o.by)
+                               : (profiles.options.global ? ProfileChoice::Global : ProfileChoice::Predicted);
+      auto source = open_data_part(o.data.spec, o.data.split, o.data.split_file,
+                                   o.data.split_file.empty() ? "" : (o.data.part.empty() ? "additional" : o.data.part));
+      ScoreWriter writer(o.out, score_value_columns(profiles, o.run.per_tap));
+      auto summary = score_images(*model, profiles, *source, o.run, [&](const ScoreRow& row) { writer.write(row); });
+      writer.commit();
+      nlohmann::json auroc = nlohmann::json::object();
+      for (const auto& [name, value] : summary.auroc) auroc[name] = std::isnan(value) ? nlohmann::json(nullptr) : nlohmann::json(value);
+      if (!global_options().json) {
+        std::fprintf(stderr, "scored %zu images -> %s\n", summary.images, o.out.c_str());
+        if (!summary.auroc.empty()) {
+          std::fprintf(stderr, "accuracy %.4f; AUROC of telling right from wrong predictions:\n",
+                       double(summary.correct) / double(summary.labelled));
+          for (const auto& [name, value] : summary.auroc) std::fprintf(stderr, "  %-12s %s\n", name.c_str(), fixed(value, 4).c_str());
+        }
+      }
+      nlohmann::json result = {{"out", o.out}, {"images", summary.images}, {"labelled", summary.labelled}};
+      if (summary.labelled > 0) {
+        result["correct"] = summary.correct;
+        result["accuracy"] = double(summary.correct) / double(summary.labelled);
+      }
+      if (!summary.auroc.empty()) result["auroc"] = auroc;
+      return result;
+    });
+  });
+}
+
+}  // namespace imagescore::cli

@@ -1,0 +1,85 @@
+// imagescore train: train a built-in model and save a self-describing checkpoint.
+#include <nlohmann/json.hpp>
+
+#include "common.hpp"
+#include "imagescore/error.hpp"
+#include "imagescore/model.hpp"
+#include "imagescore/split.hpp"
+#include "imagescore/train.hpp"
+
+namespace imagescore::cli {
+namespace {
+
+Normalization parse_normalization(const std::string& text, const ImageSource& source, int threads) {
+  if (text == "auto") return compute_normalization(source, threads);
+  const std::size_t c = std::size_t(source.shape().channels);
+  if (text == "none") return {std::vector<float>(c, 0.f), std::vector<float>(c, 1.f)};
+  // "m1,m2,m3/s1,s2,s3"
+  auto slash = text.find('/');
+  if (slash == std::string::npos) fail("--normalize", "expected auto, none or MEANS/STDS, got '" + text + "'");
+  auto parse_list = [&](const std::string& list) {
+    std::vector<float> values;
+    for (const auto& item : CLI::detail::split(list, ',')) {
+      try {
+        values.push_back(std::stof(item));
+      } catch (const std::exception&) {
+        fail("--normalize", "'" + item + "' is not a number");
+      }
+    }
+    if (values.size() != c) fail("--normalize", "expected " + std::to_string(c) + " values per list");
+    return values;
+  };
+  Normalization n{parse_list(text.substr(0, slash)), parse_list(text.substr(slash + 1))};
+  for (float s : n.std)
+    if (!(s > 0)) fail("--normalize", "standard deviations must be > 0");
+  return n;
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  struct Options {
+    DataOptions data;
+    std::string arch = "small-cnn";
+    std::string out;
+    std::string normalize = "auto";
+    TrainOptions train;
+    bool augment = false;
+  };
+  auto opt = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand("train", "Train a built-in model");
+  add_data_options(*cmd, opt->data, "train");
+  cmd->add_option("--model", opt->arch, "small-cnn, vgg16 or resnet18")->default_val("small-cnn");
+  cmd->add_option("--epochs", opt->train.epochs, "Training epochs")->default_val(5);
+  cmd->add_option("--batch-size", opt->train.batch_size, "Batch size")->default_val(128);
+  cmd->add_option("--optimizer", opt->train.optimizer, "adam (as in the paper) or sgd")->default_val("adam");
+  cmd->add_option("--lr", opt->train.learning_rate, "Learning rate")->default_val(1e-3);
+  cmd->add_option("--momentum", opt->train.momentum, "SGD momentum")->default_val(0.9);
+  cmd->add_option("--weight-decay", opt->train.weight_decay, "Weight decay")->default_val(0.0);
+  cmd->add_option("--seed", opt->train.seed, "Random seed (initialisation, order, augmentation)")->default_val(0);
+  cmd->add_flag("--augment", opt->augment, "Random crop (padding 4) and horizontal flip, as usual for CIFAR");
+  cmd->add_option("--normalize", opt->normalize, "auto (from the training images), none, or MEANS/STDS")->default_val("auto");
+  cmd->add_option("--out", opt->out, "Checkpoint file to write")->required();
+  add_global_options(*cmd);
+  cmd->callback([opt] {
+    run_command([&] {
+      auto& o = *opt;
+      auto source = open_data_part(o.data.spec, o.data.split, o.data.split_file,
+                                   o.data.split_file.empty() ? "" : (o.data.part.empty() ? "training" : o.data.part));
+      if (o.augment) o.train.augmentation = {4, true};
+      o.train.threads = global_options().threads;
+      o.train.quiet = global_options().quiet;
+      auto norm = parse_normalization(o.normalize, *source, o.train.threads);
+      auto model = create_model(o.arch, source->shape(), source->class_names(), norm, o.train.seed);
+      train_model(*model, *source, o.train);
+      save_model(*model, o.out);
+      if (!global_options().json)
+        std::fprintf(stderr, "trained %s on %zu images -> %s\n", o.arch.c_str(), source->size(), o.out.c_str());
+      auto training = nlohmann::json::parse(model->meta().training_json);
+      return nlohmann::json{{"model", o.out}, {"arch", o.arch}, {"images", source->size()},
+                            {"history", training["history"]}, {"weights_hash", model->meta().weights_hash}};
+    });
+  });
+}
+
+}  // namespace imagescore::cli

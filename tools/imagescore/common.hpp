@@ -1,0 +1,48 @@
+// Shared plumbing of the sub-commands: global options, data options, JSON output.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+
+namespace imagescore::cli {
+
+struct GlobalOptions {
+  bool json = false;
+  bool quiet = false;
+  int threads = 0;  // 0: all cores
+};
+GlobalOptions& global_options();
+
+// Adds --json, --quiet and --threads to a sub-command.
+void add_global_options(CLI::App& command);
+
+// Options selecting the images a command works on.
+struct DataOptions {
+  std::string spec;
+  std::string split = "train";
+  std::string split_file;
+  std::string part;
+};
+void add_data_options(CLI::App& command, DataOptions& data, const std::string& default_split, bool required = true);
+
+// Applies the global options (threads, quiet) and runs `body`, which returns the JSON
+// summary printed with --json.
+void run_command(const std::function<nlohmann::json()>& body);
+
+// Every sub-command registers itself on the top-level app.
+void add_split_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_model_command(CLI::App& app);
+void add_profile_command(CLI::App& app);
+void add_score_command(CLI::App& app);
+void add_select_command(CLI::App& app);
+void add_study_command(CLI::App& app);
+
+// Formats a number for tables.
+std::string fixed(double value, int decimals);
+
+}  // namespace imagescore::cli
