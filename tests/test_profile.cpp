@@ -179,5 +179,23 @@ TEST(Profiles, ScoringChoosesTheProfile) {
   EXPECT_EQ(summary.auroc.size(), score_columns().size());
 }
 
+TEST(Profiles, ScoresOfASubsetKeepTheOriginalIds) {
+  Fixture f;
+  ProfileRunOptions o;
+  o.quiet = true;
+  auto set = build_profiles(*f.model, *f.source, o);
+  auto part = subset(*f.source, {5, 17, 42});
+  ScoreRunOptions so;
+  so.quiet = true;
+  std::vector<std::size_t> ids;
+  std::vector<std::string> paths;
+  score_images(*f.model, set, *part, so, [&](const ScoreRow& r) {
+    ids.push_back(r.id);
+    paths.push_back(r.path);
+  });
+  EXPECT_EQ(ids, (std::vector<std::size_t>{5, 17, 42}));
+  EXPECT_EQ(paths, (std::vector<std::string>{"memory#5", "memory#17", "memory#42"}));
+}
+
 }  // namespace
 }  // namespace imagescore

@@ -73,6 +73,7 @@ TEST(ImageScore, FloorIsHalfANeuronByDefault) {
   EXPECT_DOUBLE_EQ(score_of(set, 0, blank, {Overlap::Recall, 0.01}), std::log(0.01));
   EXPECT_TRUE(std::isfinite(score_of(set, 0, blank, {Overlap::Jaccard, 0})));
   EXPECT_ERROR_CONTAINS(ImageScorer(set, {Overlap::Recall, -1}), "--floor");
+  EXPECT_ERROR_CONTAINS(ImageScorer(set, {Overlap::Recall, 1.5}), "--floor: must be in (0, 1]");
 }
 
 TEST(ImageScore, NormsAndScales) {
@@ -100,7 +101,7 @@ TEST(ImageScore, RhoOutOfRangeIsRejected) {
   for (double rho : {0.0, -0.1, 1.5}) {
     ProfileOptions o;
     o.rho = rho;
-    EXPECT_ERROR_CONTAINS(hand_profiles(o, model), "--rho: must be in (0, 1]");
+    EXPECT_ERROR_CONTAINS(hand_profiles(o, model), "--rho: must be in (0, 1], got ");
   }
   ProfileOptions one;
   one.rho = 1.0;

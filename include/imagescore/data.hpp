@@ -36,8 +36,11 @@ class ImageSource {
   virtual const std::vector<std::string>& class_names() const = 0;
   // Label of image i, or kNoLabel.
   virtual int label(std::size_t i) const = 0;
-  // A stable identifier of image i: its file path, or "<file>#<index>" for binary formats.
+  // Where image i comes from: its file path, or "<file>#<index>" for binary formats.
   virtual std::string path(std::size_t i) const = 0;
+  // Image i's position in the data set it was opened from (a subset keeps the
+  // original positions): the `id` column of scores and selections.
+  virtual std::size_t id(std::size_t i) const { return i; }
   // Decodes image i into `out` (shape().pixels() bytes, channel-major CHW). Thread-safe.
   // Throws Error naming the file on an unreadable image or one of the wrong size.
   virtual void read(std::size_t i, std::uint8_t* out) const = 0;
@@ -62,8 +65,10 @@ SplitName parse_split_name(const std::string& name);
 // `split` selects the training or test part where the format has one.
 std::unique_ptr<ImageSource> open_data(const std::string& spec, SplitName split);
 
-// A view of a subset of another source (indices into it).
+// A view of a subset of another source (indices into it); `base` must outlive it.
 std::unique_ptr<ImageSource> subset(const ImageSource& base, std::vector<std::size_t> indices);
+// The same, owning its base.
+std::unique_ptr<ImageSource> subset(std::unique_ptr<ImageSource> base, std::vector<std::size_t> indices);
 
 // Per-channel normalisation applied as (x / 255 - mean) / std.
 struct Normalization {

@@ -16,7 +16,7 @@ std::unique_ptr<ImageSource> open_data_part(const std::string& spec, const std::
   // A split always divides a training set.
   auto source = open_data(spec.empty() ? split.data_spec : spec, SplitName::Train);
   check_split_matches(split, *source, split_file);
-  return subset(*source, part == "training" ? split.training : split.additional);
+  return subset(std::move(source), part == "training" ? split.training : split.additional);
 }
 
 }  // namespace imagescore

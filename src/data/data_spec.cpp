@@ -46,8 +46,8 @@ const char* const kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 // A view of chosen images of another source, which must outlive it.
 class SubsetSource : public ImageSource {
  public:
-  SubsetSource(const ImageSource& base, std::vector<std::size_t> indices)
-      : base_(base), indices_(std::move(indices)) {
+  SubsetSource(const ImageSource& base, std::vector<std::size_t> indices, std::unique_ptr<ImageSource> owned = nullptr)
+      : owned_(std::move(owned)), base_(base), indices_(std::move(indices)) {
     for (std::size_t index : indices_)
       if (index >= base_.size())
         fail(base_.spec(), "subset index " + std::to_string(index) + " out of range for " +
@@ -58,10 +58,12 @@ class SubsetSource : public ImageSource {
   const std::vector<std::string>& class_names() const override { return base_.class_names(); }
   int label(std::size_t i) const override { return base_.label(indices_.at(i)); }
   std::string path(std::size_t i) const override { return base_.path(indices_.at(i)); }
+  std::size_t id(std::size_t i) const override { return base_.id(indices_.at(i)); }
   void read(std::size_t i, std::uint8_t* out) const override { base_.read(indices_.at(i), out); }
   std::string spec() const override { return base_.spec(); }
 
  private:
+  std::unique_ptr<ImageSource> owned_;  // set when the subset owns its base
   const ImageSource& base_;
   std::vector<std::size_t> indices_;
 };
@@ -108,6 +110,11 @@ std::unique_ptr<ImageSource> open_data(const std::string& spec, SplitName split)
 
 std::unique_ptr<ImageSource> subset(const ImageSource& base, std::vector<std::size_t> indices) {
   return std::make_unique<SubsetSource>(base, std::move(indices));
+}
+
+std::unique_ptr<ImageSource> subset(std::unique_ptr<ImageSource> base, std::vector<std::size_t> indices) {
+  const ImageSource& ref = *base;
+  return std::make_unique<SubsetSource>(ref, std::move(indices), std::move(base));
 }
 
 }  // namespace imagescore

@@ -6,6 +6,7 @@
 
 #include "imagescore/error.hpp"
 #include "imagescore/progress.hpp"
+#include "imagescore/scores_table.hpp"
 
 namespace imagescore {
 
@@ -34,7 +35,7 @@ std::string to_string(ThresholdNorm norm) {
 std::string to_string(ProfileScale scale) { return scale == ProfileScale::Mean ? "mean" : "sum"; }
 
 void ProfileOptions::validate() const {
-  if (!(rho > 0 && rho <= 1)) fail("--rho", "must be in (0, 1], got " + std::to_string(rho));
+  if (!(rho > 0 && rho <= 1)) fail("--rho", "must be in (0, 1], got " + format_double(rho));
 }
 
 namespace {

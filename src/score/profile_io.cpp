@@ -78,11 +78,15 @@ ProfileSet load_profiles(const std::string& path) {
     set.weights_hash = meta.at("model").at("weights_hash").get<std::string>();
     set.data_spec = meta.at("data").get<std::string>();
     const auto& o = meta.at("options");
-    set.options.rho = o.at("rho").get<double>();
-    set.options.norm = parse_norm(o.at("norm").get<std::string>());
-    set.options.scale = parse_scale(o.at("scale").get<std::string>());
+    try {
+      set.options.rho = o.at("rho").get<double>();
+      set.options.norm = parse_norm(o.at("norm").get<std::string>());
+      set.options.scale = parse_scale(o.at("scale").get<std::string>());
+      set.options.validate();
+    } catch (const Error& e) {
+      fail(path, std::string("bad options in the file: ") + e.what());
+    }
     set.options.global = o.at("global").get<bool>();
-    set.options.validate();
     set.class_names = meta.at("classes").get<std::vector<std::string>>();
     auto shard = meta.at("shard").get<std::vector<std::size_t>>();
     if (shard.size() != 2 || shard[0] < 1 || shard[0] > shard[1]) fail(path, "bad shard field");
@@ -118,10 +122,13 @@ ProfileSet load_profiles(const std::string& path) {
     fail(path, std::string("bad profile description: ") + e.what());
   }
   if (set.profiles.empty()) fail(path, "holds no profile");
+  if (set.options.global && set.profiles.size() != 1) fail(path, "a global profile file must hold exactly one profile");
   if (!set.options.global && set.profiles.size() != set.class_names.size())
     fail(path, "holds " + std::to_string(set.profiles.size()) + " profiles for " + std::to_string(set.class_names.size()) + " classes");
-  for (const auto& p : set.profiles)
+  for (const auto& p : set.profiles) {
     if (p.taps.size() != set.profiles.front().taps.size()) fail(path, "profiles have different taps");
+    if (p.count == 0 && set.shard_count == 1) fail(path, "profile '" + p.name + "' has no reference images (empty class)");
+  }
   // Everything derived is recomputed from the exact sums, never trusted from the file.
   set.finalize();
   return set;

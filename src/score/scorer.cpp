@@ -33,7 +33,7 @@ ProfileChoice parse_profile_choice(const std::string& name) {
 }
 
 ImageScorer::ImageScorer(const ProfileSet& set, ImageScoreOptions options) : set_(set), options_(options) {
-  if (options_.floor < 0 || !std::isfinite(options_.floor)) fail("--floor", "must be > 0 (or 0 for half a neuron)");
+  if (!(options_.floor >= 0 && options_.floor <= 1)) fail("--floor", "must be in (0, 1] (or 0 for half a neuron)");
 }
 
 double ImageScorer::score(std::size_t profile, const std::vector<const float*>& taps, std::vector<double>* terms) const {
@@ -137,9 +137,9 @@ ScoreSummary score_images(Model& model, const ProfileSet& profiles, const ImageS
     auto out = model.forward(batch, tap_ids);
     for (std::size_t i = 0; i < out.batch; ++i) {
       Baselines b = baseline_scores(&out.logits[i * k], k);
-      const auto id = batch.indices[i];
-      row.id = id;
-      row.path = source.path(id);
+      const auto position = batch.indices[i];
+      row.id = source.id(position);
+      row.path = source.path(position);
       row.label = int(batch.labels[i]);
       row.pred = b.pred;
       std::size_t profile = 0;

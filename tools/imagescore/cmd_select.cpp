@@ -55,7 +55,8 @@ void add_select_command(CLI::App& app) {
       auto table = read_score_table(o.scores);
       table.column(o.by);  // fails early, naming the file, if the column is missing
       std::size_t classes = o.classes;
-      for (const auto& row : table.rows) classes = std::max(classes, std::size_t(row.pred) + 1);
+      if (o.classes == 0)
+        for (const auto& row : table.rows) classes = std::max(classes, std::size_t(row.pred) + 1);
       if (so.rule == SelectOptions::Rule::Alpha && o.classes == 0) classes = std::max(classes, so.alpha.size());
       auto selected = select_rows(table, o.by, so, classes);
       write_selection(o.out, table, o.by, selected);

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The command-line program end to end on a small generated data set: every sub-command,
+# its --json output, and bad input (one-line error naming the file, non-zero exit).
+set -euo pipefail
+imagescore=$1
+make_test_data=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+mkdir data
+"$make_test_data" data
+data=idx:data
+failures=0
+
+check() {  # check DESCRIPTION CONDITION...
+  local what=$1
+  shift
+  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
+}
+
+# expect_error "substring" command...: exits non-zero with one line on stderr containing substring.
+expect_error() {
+  local want=$1
+  shift
+  set +e
+  "$@" > out.txt 2> err.txt
+  local rc=$?
+  set -e
+  local lines
+  lines=$(wc -l < err.txt)
+  if [[ $rc -ne 0 && $lines -eq 1 ]] && grep -qF -- "$want" err.txt; then
+    echo "ok: error '$want'"
+  else
+    echo "FAILED: expected error '$want' (rc=$rc, $lines lines):"
+    cat err.txt
+    failures=$((failures + 1))
+  fi
+}
+
+json_number() {  # json_number KEY FILE: the first numeric value of "KEY"
+  grep -o "\"$1\": [0-9.e-]*" "$2" | head -n 1 | sed 's/.*: //'
+}
+
+"$imagescore" split --data $data --fraction 0.5 --seed 3 --out split.json --json > split.out
+check "split counts" grep -q '"training": 200' split.out
+"$imagescore" split --data $data --fraction 0.5 --seed 3 --out split2.json -q
+check "split is reproducible" cmp -s split.json split2.json
+
+"$imagescore" train --data $data --split-file split.json --model small-cnn --epochs 3 --batch-size 32 --out model.st --quiet --json > train.out
+check "train writes a checkpoint" test -s model.st
+"$imagescore" eval --model model.st --data $data --split test --json -q > eval.out
+acc=$(json_number accuracy eval.out)
+check "test accuracy $acc beats chance clearly" awk -v a="$acc" 'BEGIN { exit !(a >= 0.6) }'
+check "eval reports the confusion matrix" grep -q '"confusion"' eval.out
+"$imagescore" eval --model model.st --data $data --split test > eval.txt 2>/dev/null
+check "eval prints a table" grep -q 'accuracy' eval.txt
+
+"$imagescore" model info --model model.st --json > info.out
+check "model info lists the taps" grep -q '"conv2"' info.out
+
+"$imagescore" profile --model model.st --data $data --split-file split.json --part training --out prof.st -q
+for i in 1 2; do
+  "$imagescore" profile --model model.st --data $data --split-file split.json --shard $i/2 --out shard$i.st -q
+done
+"$imagescore" profile merge shard2.st shard1.st --out merged.st -q
+"$imagescore" score --model model.st --profiles prof.st --data $data --split-file split.json --part additional --out s1.csv -q
+"$imagescore" score --model model.st --profiles merged.st --data $data --split-file split.json --part additional --out s2.csv -q
+check "merged shards score exactly like one pass" cmp -s s1.csv s2.csv
+"$imagescore" score --model model.st --profiles prof.st --data $data --split test --out s3.csv --per-tap --json -q --threads 1 --batch-size 7 > score.out
+"$imagescore" score --model model.st --profiles prof.st --data $data --split test --out s4.csv --per-tap -q --threads 2 --batch-size 64
+check "scores independent of threads and batch size" cmp -s s3.csv s4.csv
+check "score header" grep -q '^id,path,label,pred,correct,image_score,msp,margin,neg_entropy,energy,max_logit,tap:conv1' s3.csv
+check "score --json reports AUROC" grep -q '"image_score"' score.out
+
+"$imagescore" select --scores s1.csv --by image_score --fraction 0.3 --out sel.csv --json -q > sel.out
+check "selection file" grep -q '^id,path,pseudo_label,score' sel.csv
+check "selection reports precision" grep -q '"precision"' sel.out
+"$imagescore" select --scores s1.csv --by msp --top 2 --out top.csv -q
+check "top 2 per class" test "$(($(wc -l < top.csv) - 1))" -le 20
+
+"$imagescore" study --data $data --out study --epochs 2 --reference-epochs 1 -q > study.txt
+check "study prints the comparison" grep -q 'Precision of the pseudo-labels' study.txt
+check "study writes its files" test -s study/summary.json -a -s study/scores.csv -a -s study/selection_image_score.csv
+
+# Bad input.
+expect_error "nothing.st" "$imagescore" eval --model nothing.st --data $data
+expect_error "unknown kind" "$imagescore" eval --model model.st --data zip:data
+printf 'garbage' > broken.st
+expect_error "broken.st" "$imagescore" model info --model broken.st
+expect_error "--rho: must be in (0, 1]" "$imagescore" profile --model model.st --data $data --rho 1.5 --out p.st
+expect_error "--taps: unknown tap 'conv7'" "$imagescore" profile --model model.st --data $data --taps conv7 --out p.st
+expect_error "--shard" "$imagescore" profile --model model.st --data $data --shard 3/2 --out p.st
+"$imagescore" train --data $data --epochs 1 --out other.st -q --seed 9
+expect_error "prof.st: profile from another model" "$imagescore" score --model other.st --profiles prof.st --data $data --out x.csv
+expect_error "shard1.st: is shard 1/2 only" "$imagescore" score --model model.st --profiles shard1.st --data $data --out x.csv
+expect_error "s1.csv: no column 'confidence'" "$imagescore" select --scores s1.csv --by confidence --fraction 0.3 --out x.csv
+head -c 100 data/train-images-idx3-ubyte > trunc-images-idx3-ubyte
+mkdir bad && cp trunc-images-idx3-ubyte bad/train-images-idx3-ubyte && cp data/train-labels-idx1-ubyte bad/
+expect_error "--epochs" "$imagescore" train --data $data --epochs many --out y.st
+expect_error "--labelled: must be in (0, 1)" "$imagescore" study --data $data --labelled 1.5 --out st2
+expect_error "--floor" "$imagescore" score --model model.st --profiles prof.st --data $data --floor 2 --out x.csv
+expect_error "truncated" "$imagescore" train --data idx:bad --epochs 1 --out y.st
+check "no output left behind by failed commands" test ! -e x.csv -a ! -e y.st -a ! -e p.st
+
+echo "$failures failed"
+exit $((failures > 0))
