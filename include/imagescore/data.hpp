@@ -69,6 +69,9 @@ std::unique_ptr<ImageSource> open_data(const std::string& spec, SplitName split)
 std::unique_ptr<ImageSource> subset(const ImageSource& base, std::vector<std::size_t> indices);
 // The same, owning its base.
 std::unique_ptr<ImageSource> subset(std::unique_ptr<ImageSource> base, std::vector<std::size_t> indices);
+// A subset whose labels are given (pseudo-labels for self-training); `base` must be
+// labelled (for its class names) and outlive the view.
+std::unique_ptr<ImageSource> relabel(const ImageSource& base, std::vector<std::size_t> indices, std::vector<int> labels);
 
 // Per-channel normalisation applied as (x / 255 - mean) / std.
 struct Normalization {

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,26 @@ struct EpochReport {
   double accuracy = 0;      // training accuracy (on augmented batches)
   double images_per_second = 0;
   double seconds = 0;
+};
+
+// Trains a built-in model epoch by epoch, keeping the optimizer state between epochs
+// (and across processes through save_state/load_state, for resumable runs).
+class Trainer {
+ public:
+  Trainer(Model& model, const TrainOptions& options);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // One pass over `source`. The epoch number (1-based) seeds the data order, the
+  // augmentation and dropout, so an epoch gives the same result when it is redone.
+  EpochReport train_epoch(const ImageSource& source, int epoch);
+  void save_state(const std::string& path) const;  // the optimizer's state, atomically
+  void load_state(const std::string& path);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // Trains a built-in model in place on the labelled images of `source` (every image must

@@ -68,6 +68,21 @@ class SubsetSource : public ImageSource {
   std::vector<std::size_t> indices_;
 };
 
+class RelabelledSource : public SubsetSource {
+ public:
+  RelabelledSource(const ImageSource& base, std::vector<std::size_t> indices, std::vector<int> labels)
+      : SubsetSource(base, std::move(indices)), labels_(std::move(labels)) {
+    if (labels_.size() != size()) fail(base.spec(), "relabel: one label per image needed");
+    for (int label : labels_)
+      if (label < 0 || std::size_t(label) >= base.class_names().size())
+        fail(base.spec(), "relabel: label " + std::to_string(label) + " out of range");
+  }
+  int label(std::size_t i) const override { return labels_.at(i); }
+
+ private:
+  std::vector<int> labels_;
+};
+
 }  // namespace
 
 std::vector<int> ImageSource::labels() const {
@@ -110,6 +125,10 @@ std::unique_ptr<ImageSource> open_data(const std::string& spec, SplitName split)
 
 std::unique_ptr<ImageSource> subset(const ImageSource& base, std::vector<std::size_t> indices) {
   return std::make_unique<SubsetSource>(base, std::move(indices));
+}
+
+std::unique_ptr<ImageSource> relabel(const ImageSource& base, std::vector<std::size_t> indices, std::vector<int> labels) {
+  return std::make_unique<RelabelledSource>(base, std::move(indices), std::move(labels));
 }
 
 std::unique_ptr<ImageSource> subset(std::unique_ptr<ImageSource> base, std::vector<std::size_t> indices) {

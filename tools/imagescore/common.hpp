@@ -7,6 +7,8 @@
 #include <functional>
 #include <string>
 
+#include "imagescore/analysis.hpp"
+
 namespace imagescore::cli {
 
 struct GlobalOptions {
@@ -41,6 +43,15 @@ void add_profile_command(CLI::App& app);
 void add_score_command(CLI::App& app);
 void add_select_command(CLI::App& app);
 void add_study_command(CLI::App& app);
+void add_analyze_command(CLI::App& app);
+void add_report_command(CLI::App& app);
+void add_selftrain_command(CLI::App& app);
+void add_stats_command(CLI::App& app);
+void add_assemble_command(CLI::App& app);
+
+// --bins, --binning (into `binning`, parsed later), --resamples, --seed, --confidence:
+// shared by analyze and report.
+void add_analysis_options(CLI::App& command, AnalysisOptions& analysis, std::string& binning);
 
 // Formats a number for tables.
 std::string fixed(double value, int decimals);

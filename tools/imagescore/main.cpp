@@ -40,6 +40,11 @@ int main(int argc, char** argv) {
   add_score_command(app);
   add_select_command(app);
   add_study_command(app);
+  add_analyze_command(app);
+  add_report_command(app);
+  add_selftrain_command(app);
+  add_stats_command(app);
+  add_assemble_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
