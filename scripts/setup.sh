@@ -14,7 +14,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist   # the default data set
   zstd                    # unpacks the real data sets in ../shared/data (tests, examples)
+  chromium                # the browser test of the HTML report
 )
+# Node.js and npm fetch the report's chart libraries. NodeSource's nodejs bundles npm and
+# conflicts with Debian's npm package, so they are installed only when npm is missing.
+command -v npm > /dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -26,6 +30,10 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The report's chart libraries (inlined into the binary at build time) and the browser
+# driver of its test, at the versions of report/package-lock.json.
+[[ report/node_modules/.package-lock.json -nt report/package-lock.json ]] || (cd report && npm ci --no-audit --no-fund)
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ >/dev/null
 cmake --build build

@@ -9,6 +9,7 @@
 #include "imagescore/error.hpp"
 #include "imagescore/io.hpp"
 #include "imagescore/metrics.hpp"
+#include "imagescore/report.hpp"
 #include "imagescore/select.hpp"
 #include "imagescore/split.hpp"
 
@@ -150,6 +151,11 @@ StudyResult run_study(const StudyOptions& o) {
   }
 
   write_file_atomic(path("summary.json"), r.to_json().dump(2) + "\n");
+  log_step(o, "report: " + path("report.html"));
+  ReportOptions report;
+  report.run_dir = o.out_dir;
+  report.analysis.bootstrap.resamples = 200;  // a quick overview; `imagescore analyze` for more
+  write_report(report, path("report.html"));
   return r;
 }
 

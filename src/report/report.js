@@ -1,0 +1,245 @@
+// The report page: builds every section from the JSON in #report-data. Strings from the
+// data reach the page only as text nodes (textContent, attribute values), never as HTML.
+(function () {
+  'use strict';
+  const data = JSON.parse(document.getElementById('report-data').textContent);
+  const root = document.getElementById('report');
+  const charts = [];
+
+  // el('p', {className: 'x'}, 'text', childNode, ...): strings become text nodes.
+  function el(tag, attributes, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attributes || {})) {
+      if (key === 'className') node.className = value;
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(typeof child === 'string' ? document.createTextNode(child) : child);
+    }
+    return node;
+  }
+
+  function fixed(value, decimals) {
+    return value === null || value === undefined ? '–' : Number(value).toFixed(decimals === undefined ? 4 : decimals);
+  }
+
+  function pValue(value) {
+    if (value === null || value === undefined) return '–';
+    return value < 0.001 ? Number(value).toExponential(1) : Number(value).toFixed(3);
+  }
+
+  function section(id, title, intro) {
+    const node = el('section', {id: id}, el('h2', {}, title));
+    if (intro) node.append(el('p', {className: 'intro'}, intro));
+    root.append(node);
+    nav.append(el('li', {}, el('a', {href: '#' + id}, title)));
+    return node;
+  }
+
+  function table(headers, rows, className) {
+    const head = el('tr', {}, ...headers.map((h) => el('th', {}, h)));
+    const body = rows.map((cells) => el('tr', {}, ...cells.map((c) => el('td', {}, c))));
+    return el('table', {className: className || ''}, el('thead', {}, head), el('tbody', {}, ...body));
+  }
+
+  // A Vega-Lite chart drawn as SVG; the browser test waits for data-rendered on each.
+  function chart(parent, label, spec) {
+    const node = el('div', {className: 'chart', 'data-label': label});
+    parent.append(node);
+    spec.config = Object.assign({font: 'system-ui, sans-serif', view: {stroke: '#ddd'}}, spec.config || {});
+    charts.push(vegaEmbed(node, spec, {renderer: 'svg', actions: false, mode: 'vega-lite'})
+      .then(() => { node.dataset.rendered = 'true'; })
+      .catch((error) => {
+        node.append(el('p', {className: 'error'}, 'This chart could not be drawn: ' + error));
+        console.error(error);
+      }));
+  }
+
+  // ---- header -------------------------------------------------------------------
+  root.append(el('h1', {}, 'imagescore report'));
+  root.append(el('p', {className: 'source'}, 'Source: ', el('code', {}, String(data.title))));
+  const nav = el('ul', {className: 'nav'});
+  root.append(el('nav', {}, nav));
+
+  // ---- study summary ------------------------------------------------------------
+  if (data.study) {
+    const s = data.study;
+    const node = section('study', 'Study summary',
+      'The model trained on the labelled part scores the additional part; each score selects the top share of ' +
+      'every predicted class. Precision: share of right pseudo-labels among the selected. AUROC: how well the ' +
+      'score tells right from wrong pseudo-labels.');
+    node.append(table(['labelled images', 'additional images', 'test accuracy', 'pseudo-label accuracy', 'reference test accuracy'],
+      [[String(s.training_images), String(s.additional_images), fixed(s.test_accuracy), fixed(s.pseudo_label_accuracy),
+        fixed(s.reference_test_accuracy)]]));
+    node.append(table(['score', 'precision of the selected', 'AUROC'],
+      s.scores.map((r) => [r.score, fixed(r.precision), fixed(r.auroc)])));
+  }
+
+  // ---- analysis: intervals, detection metrics, risk-coverage ---------------------
+  if (data.analysis) {
+    const a = data.analysis;
+    const sets = [['test', a.test]];
+    if (a.training) sets.push(['training', a.training]);
+    const counts = sets.map(([name, s]) => name + ': ' + s.images + ' images, accuracy ' + fixed(s.accuracy)).join('; ');
+    const intervals = section('intervals', 'Accuracy and share per score interval',
+      'For each score, the images are grouped into ' + (a.binning === 'width' ? 'equal-width' : 'equal-count (quantile)') +
+      ' intervals of the score. Left: labelling accuracy in each interval (a trustworthy score rises from left to ' +
+      'right). Right: the share of images in each interval. ' + counts + '.');
+    const grid = el('div', {className: 'chart-grid'});
+    intervals.append(grid);
+    for (const column of a.columns) {
+      const values = [];
+      column.bins.forEach((bin, index) => {
+        const interval = Number(bin.lower).toPrecision(3) + ' – ' + Number(bin.upper).toPrecision(3);
+        for (const [name] of sets) {
+          const b = bin[name];
+          values.push({index: index, interval: interval, set: name, accuracy: b.accuracy, share: b.share, images: b.images});
+        }
+      });
+      const x = {field: 'interval', type: 'ordinal', sort: {field: 'index'}, title: column.name + ' interval',
+        axis: {labelAngle: -40}};
+      const color = {field: 'set', type: 'nominal', title: 'images', scale: {domain: sets.map(([n]) => n)}};
+      chart(grid, 'accuracy and share per interval of ' + column.name, {
+        title: column.name,
+        data: {values: values},
+        hconcat: [
+          {width: 230, height: 160, mark: {type: 'line', point: true},
+            transform: [{filter: 'datum.accuracy !== null'}],
+            encoding: {x: x, y: {field: 'accuracy', type: 'quantitative', title: 'accuracy', scale: {domain: [0, 1]}}, color: color}},
+          {width: 230, height: 160, mark: 'bar',
+            encoding: {x: x, xOffset: {field: 'set'}, y: {field: 'share', type: 'quantitative', title: 'share of images',
+              axis: {format: '%'}}, color: color}},
+        ],
+      });
+    }
+
+    const detection = section('detection', 'Misclassification detection',
+      'How well each score separates right from wrong predictions on the ' + a.test.images + ' test images, with ' +
+      Math.round(a.bootstrap.confidence * 100) + '% bootstrap intervals (' + a.bootstrap.resamples + ' resamples, seed ' +
+      a.bootstrap.seed + '). Higher is better for AUROC, AUPR of errors and precision; lower for AURC, E-AURC and FPR.');
+    const metricNames = [['auroc', 'AUROC'], ['aupr_errors', 'AUPR (errors)'], ['aurc', 'AURC'], ['excess_aurc', 'E-AURC'],
+      ['fpr_at_95_tpr', 'FPR at 95% TPR'], ['precision_top10', 'precision top 10%'], ['precision_top30', 'precision top 30%'],
+      ['precision_top50', 'precision top 50%']];
+    const rows = a.columns.map((column) => [column.name].concat(metricNames.map(([key]) => {
+      const m = column.metrics[key];
+      return fixed(m.value) + ' [' + fixed(m.lower, 3) + ', ' + fixed(m.upper, 3) + ']';
+    })));
+    detection.append(el('div', {className: 'scroll'}, table(['score'].concat(metricNames.map(([, title]) => title)), rows, 'metrics')));
+
+    const curves = [];
+    for (const column of a.columns) {
+      column.risk_coverage.coverage.forEach((coverage, i) => {
+        curves.push({score: column.name, coverage: coverage, risk: column.risk_coverage.risk[i]});
+      });
+    }
+    const rc = section('risk-coverage', 'Risk-coverage curves',
+      'Keep the most confident share of the test images by each score (coverage) and count the errors among them ' +
+      '(risk). The area under each curve is the AURC.');
+    chart(rc, 'risk-coverage curves', {
+      width: 520, height: 300, data: {values: curves}, mark: 'line',
+      encoding: {x: {field: 'coverage', type: 'quantitative', axis: {format: '%'}},
+        y: {field: 'risk', type: 'quantitative', title: 'risk (error rate)'},
+        color: {field: 'score', type: 'nominal', sort: a.columns.map((c) => c.name)}},
+    });
+  }
+
+  // ---- gallery ------------------------------------------------------------------
+  function card(item, by) {
+    const figure = el('figure', {className: 'card' + (item.correct === false ? ' wrong' : '')});
+    if (item.image) figure.append(el('img', {src: item.image, alt: item.path}));
+    const score = item.scores.find((s) => s.column === by);
+    const caption = el('figcaption', {},
+      el('div', {className: 'path'}, item.path),
+      el('div', {}, 'label ' + (item.label === null ? '?' : item.label) + ' · predicted ' + item.pred),
+      el('div', {className: 'score'}, by + ' ' + Number(score.value).toPrecision(4)));
+    const others = item.scores.filter((s) => s.column !== by).map((s) => s.column + ' ' + Number(s.value).toPrecision(3));
+    caption.append(el('div', {className: 'others'}, others.join(', ')));
+    figure.append(caption);
+    return figure;
+  }
+
+  if (data.gallery) {
+    const g = data.gallery;
+    const node = section('gallery', 'Highest- and lowest-scored images',
+      'Per predicted class, the ' + g.count + ' images with the highest and the lowest ' + g.by + '. A red frame marks a ' +
+      'wrong prediction.' + (g.pixels ? '' : ' No pixels: give --data to see the images.'));
+    for (const c of g.classes) {
+      node.append(el('h3', {}, 'Predicted ' + c.class + ' (' + c.candidates + ' images)'));
+      node.append(el('div', {className: 'row-title'}, 'highest'), el('div', {className: 'cards'}, ...c.highest.map((i) => card(i, g.by))));
+      if (c.lowest.length)
+        node.append(el('div', {className: 'row-title'}, 'lowest'), el('div', {className: 'cards'}, ...c.lowest.map((i) => card(i, g.by))));
+    }
+  }
+
+  // ---- feature maps -------------------------------------------------------------
+  if (data.features) {
+    const f = data.features;
+    const node = section('features', 'Feature maps of the first layer',
+      'Activations of tap ' + f.tap + ' (' + f.shape.join(' × ') + ') for one image, each channel on the same grey scale ' +
+      '(black ' + fixed(f.range[0], 3) + ', white ' + fixed(f.range[1], 3) + ').');
+    node.append(el('figure', {className: 'card input'}, el('img', {src: f.image, alt: f.path}),
+      el('figcaption', {}, el('div', {className: 'path'}, f.path),
+        el('div', {}, 'id ' + f.id + ' · label ' + (f.label === null ? '?' : f.label) + ' · predicted ' + f.pred))));
+    node.append(el('div', {className: 'maps'}, ...f.maps.map((m) => el('figure', {className: 'map'},
+      el('img', {src: m.image, alt: 'channel ' + m.channel}), el('figcaption', {}, 'channel ' + m.channel)))));
+  }
+
+  // ---- self-training ------------------------------------------------------------
+  if (data.selftrain) {
+    const st = data.selftrain;
+    if (st.epochs) {
+      const node = section('epochs', 'Accuracy per epoch of self-training',
+        'Epoch 0 is the base model. Per-class protocol: the accuracy of the class whose images are added; joint ' +
+        'protocol: the test accuracy. One line per arm.');
+      for (const protocol of ['per-class', 'joint']) {
+        const rows = st.epochs.filter((r) => r.protocol === protocol);
+        if (!rows.length) continue;
+        node.append(el('h3', {}, protocol === 'joint' ? 'Joint protocol' : 'Per-class protocol'));
+        const line = {mark: {type: 'line', point: true},
+          encoding: {x: {field: 'epoch', type: 'quantitative', axis: {tickMinStep: 1}},
+            y: {field: 'accuracy', type: 'quantitative', scale: {zero: false}},
+            color: {field: 'arm', type: 'nominal'}}};
+        if (protocol === 'joint') {
+          chart(node, 'accuracy per epoch, joint protocol', Object.assign({width: 420, height: 240, data: {values: rows}}, line));
+        } else {
+          const classes = st.stats ? st.stats.classes : undefined;
+          chart(node, 'accuracy per epoch, per-class protocol', {data: {values: rows},
+            facet: {field: 'class', type: 'nominal', sort: classes, title: null}, columns: 5,
+            spec: Object.assign({width: 150, height: 110}, line),
+            resolve: {scale: {y: 'independent'}}});
+        }
+      }
+    }
+    if (st.stats) {
+      const s = st.stats;
+      const node = section('stats', 'Self-training statistics',
+        'Final test accuracy per class for each arm, the differences, and the p-values of the tests (tables 1-3 of ' +
+        'the paper). Image score vs baseline: ' + s.significant_tb + ' classes significant; softmax vs baseline: ' +
+        s.significant_sb + '.');
+      node.append(el('h3', {}, 'Table 1: image-score arm vs baseline'));
+      node.append(table(['class', 'baseline', 'image score', 'difference', 'p-value'],
+        s.rows.map((r) => [r.class, fixed(r.baseline), fixed(r.train), fixed(r.diff_tb), pValue(r.p_value_tb)])));
+      node.append(el('h3', {}, 'Table 2: softmax arm vs baseline'));
+      node.append(table(['class', 'baseline', 'softmax', 'difference', 'p-value'],
+        s.rows.map((r) => [r.class, fixed(r.baseline), fixed(r.softmax), fixed(r.diff_sb), pValue(r.p_value_sb)])));
+      node.append(el('h3', {}, 'Table 3: image-score arm vs softmax arm'));
+      node.append(table(['class', 'image score', 'softmax', 'difference'],
+        s.rows.map((r) => [r.class, fixed(r.train), fixed(r.softmax), fixed(r.diff_ts)])));
+      if (s.assembly) {
+        node.append(el('h3', {}, 'Assembled model'));
+        const points = [];
+        for (const p of s.assembly) {
+          points.push({epoch: p.epoch, model: 'baseline', accuracy: p.baseline});
+          points.push({epoch: p.epoch, model: 'assembled', accuracy: p.assembled});
+        }
+        chart(node, 'assembled model vs baseline', {width: 420, height: 220, data: {values: points},
+          mark: {type: 'line', point: true},
+          encoding: {x: {field: 'epoch', type: 'quantitative', axis: {tickMinStep: 1}},
+            y: {field: 'accuracy', type: 'quantitative', scale: {zero: false}}, color: {field: 'model', type: 'nominal'}}});
+      }
+    }
+  }
+
+  Promise.all(charts).then(() => { document.body.dataset.ready = 'true'; });
+})();

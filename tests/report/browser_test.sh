@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The analyze and report commands end to end on the small generated data set, then the
+# reports in a real browser (headless Chromium driven by playwright-core).
+#   browser_test.sh IMAGESCORE MAKE_TEST_DATA NPM_DIR SCREENSHOT_DIR
+# Exits 77 (skipped) only when Chromium is not installed.
+set -euo pipefail
+imagescore=$1
+make_test_data=$2
+npm_dir=$3
+screenshots=$4
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+failures=0
+
+check() {  # check DESCRIPTION CONDITION...
+  local what=$1
+  shift
+  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
+}
+
+# expect_error "substring" command...: exits non-zero with one line on stderr containing substring.
+expect_error() {
+  local want=$1
+  shift
+  set +e
+  "$@" > out.txt 2> err.txt
+  local rc=$?
+  set -e
+  if [[ $rc -ne 0 && $(wc -l < err.txt) -eq 1 ]] && grep -qF -- "$want" err.txt; then
+    echo "ok: error '$want'"
+  else
+    echo "FAILED: expected error '$want' (rc=$rc):"
+    cat err.txt
+    failures=$((failures + 1))
+  fi
+}
+
+mkdir data
+"$make_test_data" data
+"$imagescore" study --data idx:data --out study --epochs 2 --reference-epochs 0 -q > /dev/null
+check "the main job writes report.html" test -s study/report.html
+
+"$imagescore" analyze --scores study/scores.csv --scores-train study/scores.csv --bins 5 --binning quantile \
+  --resamples 100 --seed 4 --out analysis.json --json -q > analyze.out
+check "analyze writes JSON" grep -q '"format": "imagescore-analysis"' analysis.json
+check "analyze has training intervals" grep -q '"training": {' analysis.json
+check "analyze --json reports AUROC" grep -q '"image_score"' analyze.out
+"$imagescore" analyze --scores study/scores.csv --bins 5 --binning quantile --resamples 100 --seed 4 --out again.json -q
+"$imagescore" analyze --scores study/scores.csv --scores-train study/scores.csv --bins 5 --binning quantile \
+  --resamples 100 --seed 4 --out analysis2.json -q
+check "analyze is reproducible" cmp -s analysis.json analysis2.json
+
+# A study folder that is also a self-training run, with HTML in class names and a path.
+cp -r study combo
+nasty='<img src=x onerror=alert(1)>.png'
+sed -i "2s#^\([0-9]*\),[^,]*,#\1,$nasty,#" combo/scores.csv
+classes='["<b>T-shirt</b>", "1", "2", "3", "4", "5", "6", "7", "8", "9"]'
+: > combo/epochs.jsonl
+for arm in baseline softmax imagescore; do
+  for epoch in 0 1 2; do
+    for class in 0 1 2; do
+      acc=$(awk -v e=$epoch -v c=$class -v a=${#arm} 'BEGIN { printf "%.3f", 0.6 + 0.05 * e + 0.01 * c + 0.002 * a }')
+      echo "{\"protocol\": \"per-class\", \"arm\": \"$arm\", \"class\": $class, \"epoch\": $epoch, \"test_accuracy\": 0.8, \"per_class_accuracy\": [$acc, $acc, $acc], \"added\": 5, \"added_correct\": 4, \"added_precision\": 0.8}" >> combo/epochs.jsonl
+    done
+    echo "{\"protocol\": \"joint\", \"arm\": \"$arm\", \"class\": null, \"epoch\": $epoch, \"test_accuracy\": 0.8$epoch, \"per_class_accuracy\": [], \"added\": 5, \"added_correct\": null, \"added_precision\": null}" >> combo/epochs.jsonl
+  done
+done
+cat > combo/stats.json <<JSON
+{"classes": $classes,
+ "rows": [{"class": "<b>T-shirt</b>", "baseline": 0.7, "train": 0.72, "diff_tb": 0.02, "p_value_tb": 0.01, "softmax": 0.71, "diff_sb": 0.01, "p_value_sb": 0.3, "diff_ts": 0.01},
+          {"class": "1", "baseline": 0.8, "train": 0.79, "diff_tb": -0.01, "p_value_tb": 0.5, "softmax": 0.82, "diff_sb": 0.02, "p_value_sb": 0.0001, "diff_ts": -0.03}],
+ "significant_tb": 1, "significant_sb": 1,
+ "assembly": {"epochs": [0, 1, 2], "baseline": [0.8, 0.8, 0.8], "assembled": [0.8, 0.81, 0.83]}}
+JSON
+"$imagescore" report --run combo --resamples 100 --gallery-count 3 --out combo.html -q
+check "report --run writes the page" test -s combo.html
+check "data strings are escaped in the page" bash -c "! grep -qF '<img src=x' combo.html && ! grep -qF '<b>T-shirt' combo.html"
+"$imagescore" report --scores study/scores.csv --data idx:data --split train --model study/model.safetensors \
+  --feature-image 7 --gallery-by msp --out scores.html --json -q > report.out
+check "report --scores --json names the page" grep -q '"out": "scores.html"' report.out
+
+# Bad input.
+expect_error "nothing.csv" "$imagescore" analyze --scores nothing.csv --out x.json
+expect_error "--binning: expected width or quantile, got 'log'" "$imagescore" analyze --scores study/scores.csv --binning log --out x.json
+expect_error "--confidence: must be in (0, 1)" "$imagescore" analyze --scores study/scores.csv --confidence 2 --out x.json
+expect_error "--bins" "$imagescore" analyze --scores study/scores.csv --bins 0 --out x.json
+cut -d, -f1-4,6- study/scores.csv > broken.csv
+expect_error "broken.csv" "$imagescore" analyze --scores broken.csv --out x.json
+expect_error "give exactly one of --scores and --run" "$imagescore" report --out x.html
+expect_error "--run" "$imagescore" report --scores study/scores.csv --run study --out x.html
+expect_error "nowhere: no such folder" "$imagescore" report --run nowhere --out x.html
+expect_error "data: neither a study folder" "$imagescore" report --run data --out x.html
+expect_error "wrong --data or --split?" "$imagescore" report --scores study/scores.csv --data idx:data --split test --out x.html
+expect_error "--feature-image: needs --model" "$imagescore" report --scores study/scores.csv --feature-image 3 --out x.html
+expect_error "no column 'confidence'" "$imagescore" report --scores study/scores.csv --gallery-by confidence --out x.html
+check "no output left behind by failed commands" test ! -e x.json -a ! -e x.html
+
+# The pages in a real browser.
+chromium=${CHROMIUM:-/usr/bin/chromium}
+if [[ ! -x $chromium ]]; then
+  echo "SKIP: the browser checks need Chromium ($chromium is missing; scripts/setup.sh installs Debian's chromium)"
+  exit $((failures > 0 ? 1 : 77))
+fi
+mkdir -p "$screenshots"
+for page in study/report.html combo.html scores.html; do
+  name=${page//\//-}
+  name=${name%.html}
+  expected=()
+  [[ $page == combo.html ]] && expected=("$nasty" "<b>T-shirt</b>" "Table 3" "Per-class protocol")
+  echo "== $page"
+  if ! node "$here/check_report.cjs" "$npm_dir" "$page" "$screenshots/$name.png" "${expected[@]}"; then
+    failures=$((failures + 1))
+  fi
+done
+
+echo "$failures failed"
+exit $((failures > 0))
