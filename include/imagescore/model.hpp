@@ -52,6 +52,11 @@ class Model {
   virtual const ModelMeta& meta() const = 0;
   // All taps in forward order (the last is `output`, the softmax of the logits).
   virtual const std::vector<TapInfo>& taps() const = 0;
+  // The taps used when none are named (SPEC section 2): positions in taps(). Built-in
+  // models use all of them; imported models a subset (docs/torchscript.md).
+  virtual std::vector<std::size_t> default_taps() const;
+  // Why a tap of that name cannot be had ("" when the name is simply unknown).
+  virtual std::string tap_unavailable_reason(const std::string& name) const { return ""; }
   // Runs the model in evaluation mode (no gradients) on a normalised batch. Returns the
   // logits and the activations of the taps at the given positions in taps().
   virtual ForwardOutput forward(const Batch& batch, const std::vector<std::size_t>& tap_ids) = 0;
@@ -65,11 +70,13 @@ std::unique_ptr<Model> create_model(const std::string& arch, const ImageShape& i
                                     const std::vector<std::string>& class_names,
                                     const Normalization& norm, std::uint64_t seed);
 
-// Loads a checkpoint written by save_model (or fails naming the file and the problem).
-std::unique_ptr<Model> load_model(const std::string& path);
+// Loads a checkpoint written by save_model, or a TorchScript module (from torch.jit.trace
+// or torch.jit.script) whose preprocessing is described by `preprocess` (a JSON file;
+// default: the model's path + ".json"). Fails naming the file and the problem.
+std::unique_ptr<Model> load_model(const std::string& path, const std::string& preprocess = "");
 void save_model(const Model& model, const std::string& path);
 
-// Positions in taps() of the named taps; empty `names` means the default taps (all).
+// Positions in taps() of the named taps; empty `names` means the default taps.
 // Fails on an unknown name, listing the known ones.
 std::vector<std::size_t> resolve_taps(const Model& model, const std::vector<std::string>& names);
 

@@ -8,6 +8,7 @@
 #include "imagescore/error.hpp"
 #include "imagescore/io.hpp"
 #include "imagescore/safetensors.hpp"
+#include "torchscript_model.hpp"
 
 namespace imagescore {
 
@@ -74,6 +75,14 @@ ModelMeta meta_from_json(const std::string& text, const std::string& path) {
     fail(path, std::string("bad model metadata: ") + e.what());
   }
   return m;
+}
+
+// TorchScript files are zip archives; checkpoints are safetensors.
+bool is_zip_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
 }
 
 }  // namespace
@@ -190,7 +199,9 @@ void save_model(const Model& model, const std::string& path) {
   write_safetensors(path, file);
 }
 
-std::unique_ptr<Model> load_model(const std::string& path) {
+std::unique_ptr<Model> load_model(const std::string& path, const std::string& preprocess) {
+  if (detail::is_zip_file(path)) return detail::load_torchscript(path, preprocess);
+  if (!preprocess.empty()) fail(path, "--preprocess applies to TorchScript models only");
   auto file = read_safetensors(path);
   auto it = file.metadata.find(detail::kMetaKey);
   if (it == file.metadata.end()) fail(path, "not an imagescore model checkpoint (no model metadata)");
@@ -217,17 +228,22 @@ std::unique_ptr<Model> load_model(const std::string& path) {
   return model;
 }
 
+std::vector<std::size_t> Model::default_taps() const {
+  std::vector<std::size_t> ids(taps().size());
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = i;
+  return ids;
+}
+
 std::vector<std::size_t> resolve_taps(const Model& model, const std::vector<std::string>& names) {
   const auto& taps = model.taps();
+  if (names.empty()) return model.default_taps();
   std::vector<std::size_t> ids;
-  if (names.empty()) {
-    for (std::size_t i = 0; i < taps.size(); ++i) ids.push_back(i);
-    return ids;
-  }
   for (const auto& name : names) {
     std::size_t i = 0;
     while (i < taps.size() && taps[i].name != name) ++i;
     if (i == taps.size()) {
+      std::string reason = model.tap_unavailable_reason(name);
+      if (!reason.empty()) fail("--taps", reason);
       std::string known;
       for (const auto& t : taps) known += (known.empty() ? "" : ", ") + t.name;
       fail("--taps", "unknown tap '" + name + "' (the model has: " + known + ")");

@@ -8,19 +8,20 @@ namespace imagescore::cli {
 
 void add_eval_command(CLI::App& app) {
   struct Options {
-    std::string model;
+    std::string model, preprocess;
     DataOptions data;
     std::size_t batch_size = 256;
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("eval", "Evaluate a model on labelled images");
-  cmd->add_option("--model", opt->model, "Model checkpoint")->required();
+  cmd->add_option("--model", opt->model, "Model checkpoint or TorchScript file")->required();
+  cmd->add_option("--preprocess", opt->preprocess, "TorchScript: preprocessing JSON (default: MODEL.json)");
   add_data_options(*cmd, opt->data, "test");
   cmd->add_option("--batch-size", opt->batch_size, "Batch size")->default_val(256)->check(CLI::PositiveNumber);
   add_global_options(*cmd);
   cmd->callback([opt] {
     run_command([&] {
-      auto model = load_model(opt->model);
+      auto model = load_model(opt->model, opt->preprocess);
       auto source = open_data_part(opt->data.spec, opt->data.split, opt->data.split_file, opt->data.part);
       auto ev = evaluate(*model, *source, opt->batch_size, global_options().threads, global_options().quiet);
       const auto& names = model->meta().class_names;

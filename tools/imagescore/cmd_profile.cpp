@@ -41,7 +41,7 @@ void report_exclusions(const ProfileSet& set) {
 
 void add_profile_command(CLI::App& app) {
   struct Options {
-    std::string model;
+    std::string model, preprocess;
     DataOptions data;
     std::string out;
     ProfileRunOptions run;
@@ -53,7 +53,8 @@ void add_profile_command(CLI::App& app) {
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("profile", "Build the 'correct activation' profiles of a model");
-  cmd->add_option("--model", opt->model, "Model checkpoint");
+  cmd->add_option("--model", opt->model, "Model checkpoint or TorchScript file");
+  cmd->add_option("--preprocess", opt->preprocess, "TorchScript: preprocessing JSON (default: MODEL.json)");
   add_data_options(*cmd, opt->data, "train", false);
   cmd->add_option("--out", opt->out, "Profile file to write");
   cmd->add_option("--taps", opt->run.taps, "Taps to use (default: all; see `model info`)")->delimiter(',');
@@ -92,7 +93,7 @@ void add_profile_command(CLI::App& app) {
       parse_shard(o.shard, o.run.shard_index, o.run.shard_count);
       o.run.threads = global_options().threads;
       o.run.quiet = global_options().quiet;
-      auto model = load_model(o.model);
+      auto model = load_model(o.model, o.preprocess);
       auto source = open_data_part(o.data.spec, o.data.split, o.data.split_file,
                                    o.data.split_file.empty() ? "" : (o.data.part.empty() ? "training" : o.data.part));
       auto set = build_profiles(*model, *source, o.run);

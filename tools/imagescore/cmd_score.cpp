@@ -9,7 +9,7 @@ namespace imagescore::cli {
 
 void add_score_command(CLI::App& app) {
   struct Options {
-    std::string model;
+    std::string model, preprocess;
     std::string profiles;
     DataOptions data;
     std::string out;
@@ -19,7 +19,8 @@ void add_score_command(CLI::App& app) {
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("score", "Score images: image score and baseline confidence scores");
-  cmd->add_option("--model", opt->model, "Model checkpoint")->required();
+  cmd->add_option("--model", opt->model, "Model checkpoint or TorchScript file")->required();
+  cmd->add_option("--preprocess", opt->preprocess, "TorchScript: preprocessing JSON (default: MODEL.json)");
   cmd->add_option("--profiles", opt->profiles, "Profile file from `imagescore profile`")->required();
   add_data_options(*cmd, opt->data, "test", false);
   cmd->add_option("--out", opt->out, "Scores CSV to write")->required();
@@ -36,7 +37,7 @@ void add_score_command(CLI::App& app) {
       o.run.image_score.overlap = parse_overlap(o.overlap);
       o.run.threads = global_options().threads;
       o.run.quiet = global_options().quiet;
-      auto model = load_model(o.model);
+      auto model = load_model(o.model, o.preprocess);
       auto profiles = load_profiles(o.profiles);
       check_profiles_match(profiles, *model, o.profiles);
       o.run.by = !o.by.empty() ? parse_profile_choice(o.by)
