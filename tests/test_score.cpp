@@ -184,6 +184,39 @@ TEST(ImageScore, MatchesBruteForceOnRandomActivations) {
   }
 }
 
+TEST(ImageScore, ProfileSumsStayExactWithLargeActivations) {
+  // Values near the 2^19 limit force the double partial sums to be folded into the exact
+  // sums several times within one batch; the result must equal exact integer arithmetic.
+  const ImageShape shape{1, 3, 5};
+  PixelModel model(shape, {"a", "b"});
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-500000.f, 500000.f);
+  std::vector<std::vector<float>> images;
+  std::vector<std::int64_t> labels;
+  for (int i = 0; i < 40; ++i) {
+    std::vector<float> x(shape.pixels());
+    for (auto& v : x) v = i % 7 == 0 ? u(rng) * 1e-9f : u(rng);  // some tiny values too
+    images.push_back(x);
+    labels.push_back(i % 2);
+  }
+  ProfileBuilder builder(model, resolve_taps(model, {"x"}), {});
+  auto batch = batch_of(shape, images, labels);
+  builder.add(model.forward(batch, resolve_taps(model, {"x"})), batch.labels);
+  auto set = builder.finish("large");
+  for (std::size_t c = 0; c < 2; ++c)
+    for (std::size_t k = 0; k < shape.pixels(); ++k) {
+      ExactSum expected = 0;
+      for (std::size_t i = c; i < images.size(); i += 2)
+        expected += ExactSum(std::int64_t(std::nearbyint(double(images[i][k]) * 4294967296.0)));
+      EXPECT_TRUE(set.profiles[c].taps[0].sum[k] == expected) << c << "," << k;
+    }
+  // Beyond the limit: refused, never silently wrong.
+  ProfileBuilder refuses(model, resolve_taps(model, {"x"}), {});
+  auto huge = batch_of(shape, {std::vector<float>(shape.pixels(), 600000.f)}, {0});
+  EXPECT_ERROR_CONTAINS(refuses.add(model.forward(huge, resolve_taps(model, {"x"})), huge.labels),
+                        "tap x: an activation is not finite or too large");
+}
+
 TEST(Baselines, HandComputed) {
   const float logits[3] = {1.f, 2.f, 0.f};
   auto b = baseline_scores(logits, 3);

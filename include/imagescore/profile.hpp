@@ -12,11 +12,13 @@
 
 namespace imagescore {
 
-// Activations are summed exactly, in 128-bit fixed point with 2^-40 units: integer
-// addition is associative, so shards, threads and MPI ranks give bit-identical sums in
-// any order. (A double sum would depend on the order of additions.)
+// Activations are summed exactly, in 128-bit fixed point with 2^-32 units (each value
+// rounded to the nearest multiple of 2^-32): integer addition is associative, so shards,
+// threads and MPI ranks give bit-identical sums in any order. (A plain double sum would
+// depend on the order of additions.)
 __extension__ typedef __int128 ExactSum;
-constexpr int kFixedPointBits = 40;
+constexpr int kFixedPointBits = 32;
+constexpr double kMaxActivation = 524288.0;  // 2^19: every |x| must stay below it
 
 enum class ThresholdNorm { Linf, L1, L2 };
 enum class ProfileScale { Mean, Sum };
@@ -73,6 +75,7 @@ struct ProfileSet {
 // Accumulates activations batch by batch (streaming; memory independent of |R|).
 class ProfileBuilder {
  public:
+  ~ProfileBuilder();
   ProfileBuilder(const Model& model, const std::vector<std::size_t>& tap_ids, const ProfileOptions& options);
   // Adds the images of one forward pass; class_of[i] is image i's reference set (its
   // label), ignored in global mode.
@@ -82,7 +85,12 @@ class ProfileBuilder {
   ProfileSet finish(const std::string& data_spec, bool allow_empty_classes = false);
 
  private:
+  void flush(std::size_t profile, std::size_t tap);
   ProfileSet set_;
+  // Per profile and tap: a double partial sum of grid values (exact while its bound stays
+  // below 2^21), folded into the 128-bit sum before it could round.
+  std::vector<std::vector<std::vector<double>>> partial_;
+  std::vector<std::vector<double>> partial_bound_;
 };
 
 // Builds profiles with one streamed forward pass over `source` (labelled unless global).

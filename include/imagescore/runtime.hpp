@@ -1,6 +1,9 @@
 // Process-wide runtime settings measured to matter on small shared machines.
 #pragma once
 
+#include <cstddef>
+#include <functional>
+
 namespace imagescore {
 
 // glibc's default malloc returns large blocks to the kernel after each use, so every
@@ -14,5 +17,10 @@ int set_threads(int threads);
 
 // Number of hardware threads (at least 1).
 int hardware_threads();
+
+// Calls f(begin, end) on disjoint chunks covering [0, n), on LibTorch's intra-op threads
+// (chunks of at least `grain`). Callers keep per-index work independent of the split, so
+// results never depend on the thread count. Exceptions reach the caller.
+void parallel_for(std::size_t n, std::size_t grain, const std::function<void(std::size_t, std::size_t)>& f);
 
 }  // namespace imagescore

@@ -26,6 +26,11 @@ int hardware_threads() {
   return n == 0 ? 1 : int(n);
 }
 
+void parallel_for(std::size_t n, std::size_t grain, const std::function<void(std::size_t, std::size_t)>& f) {
+  if (n == 0) return;
+  at::parallel_for(0, int64_t(n), int64_t(grain), [&](int64_t begin, int64_t end) { f(std::size_t(begin), std::size_t(end)); });
+}
+
 int set_threads(int threads) {
   int n = threads > 0 ? threads : hardware_threads();
   at::set_num_threads(n);

@@ -6,6 +6,7 @@
 
 #include "imagescore/error.hpp"
 #include "imagescore/progress.hpp"
+#include "imagescore/runtime.hpp"
 #include "imagescore/scores_table.hpp"
 
 namespace imagescore {
@@ -41,8 +42,10 @@ void ProfileOptions::validate() const {
 namespace {
 
 constexpr double kFixedScale = double(std::int64_t(1) << kFixedPointBits);
-// |x| < 2^23 keeps x * 2^40 inside int64 before it is added to the 128-bit sum.
-constexpr double kMaxActivation = double(1 << 23);
+// (x + 1.5 * 2^20) - 1.5 * 2^20 is x rounded to a multiple of 2^-32 when |x| < 2^19.
+constexpr double kGridRounder = 1.5 * double(1 << 20);
+// Sums of multiples of 2^-32 are exact in a double below 2^53 * 2^-32 = 2^21.
+constexpr double kPartialLimit = double(1 << 21);
 
 void finalize_tap(TapProfile& tap, std::uint64_t count, const ProfileOptions& o) {
   const std::size_t n = tap.numel();
@@ -141,10 +144,31 @@ ProfileBuilder::ProfileBuilder(const Model& model, const std::vector<std::size_t
     }
     set_.profiles.push_back(std::move(p));
   }
+  partial_.assign(set_.profiles.size(), std::vector<std::vector<double>>(tap_ids.size()));
+  partial_bound_.assign(set_.profiles.size(), std::vector<double>(tap_ids.size(), 0.0));
+}
+
+ProfileBuilder::~ProfileBuilder() = default;
+
+void ProfileBuilder::flush(std::size_t profile, std::size_t tap) {
+  auto& partial = partial_[profile][tap];
+  if (partial.empty()) return;
+  auto& sum = set_.profiles[profile].taps[tap].sum;
+  parallel_for(sum.size(), 1 << 14, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t k = begin; k < end; ++k) {
+      // The partial is a multiple of 2^-32 below 2^21 in magnitude: scaled, an exact integer.
+      sum[k] += ExactSum(std::int64_t(partial[k] * kFixedScale));
+      partial[k] = 0.0;
+    }
+  });
+  partial_bound_[profile][tap] = 0.0;
 }
 
 void ProfileBuilder::add(const ForwardOutput& out, const std::vector<std::int64_t>& class_of) {
-  if (out.taps.size() != set_.profiles.front().taps.size()) fail("profile", "forward output has the wrong taps");
+  const std::size_t taps = set_.profiles.front().taps.size();
+  if (out.taps.size() != taps) fail("profile", "forward output has the wrong taps");
+  // The images of each reference set in this batch.
+  std::vector<std::vector<std::size_t>> members(set_.profiles.size());
   for (std::size_t i = 0; i < out.batch; ++i) {
     std::size_t cls = 0;
     if (!set_.options.global) {
@@ -152,23 +176,55 @@ void ProfileBuilder::add(const ForwardOutput& out, const std::vector<std::int64_
         fail("profile", "image label " + std::to_string(class_of[i]) + " outside the model's classes");
       cls = std::size_t(class_of[i]);
     }
-    auto& profile = set_.profiles[cls];
-    ++profile.count;
-    for (std::size_t l = 0; l < out.taps.size(); ++l) {
-      auto& sum = profile.taps[l].sum;
-      const std::size_t n = sum.size();
-      const float* x = out.taps[l].data + i * n;
-      for (std::size_t k = 0; k < n; ++k) {
-        double v = double(x[k]);
-        if (!(std::fabs(v) < kMaxActivation))
-          fail("tap " + profile.taps[l].name, "activation " + std::to_string(v) + " is not finite or too large (|x| >= 2^23)");
-        sum[k] += ExactSum(std::int64_t(v * kFixedScale));
+    members[cls].push_back(i);
+  }
+  for (std::size_t c = 0; c < members.size(); ++c) set_.profiles[c].count += members[c].size();
+  for (std::size_t l = 0; l < taps; ++l) {
+    const std::size_t n = set_.profiles.front().taps[l].numel();
+    const float* data = out.taps[l].data;
+    // Largest |x| of each image; also rejects values that are not finite or too large.
+    std::vector<double> largest(out.batch, 0.0);
+    parallel_for(out.batch, 1, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) {
+        float m = 0.f;
+        bool bad = false;
+        for (std::size_t k = 0; k < n; ++k) {
+          const float a = std::fabs(data[i * n + k]);
+          m = a > m ? a : m;
+          bad |= !(a < float(kMaxActivation));
+        }
+        if (bad) fail("tap " + set_.profiles.front().taps[l].name, "an activation is not finite or too large (|x| >= 2^19)");
+        largest[i] = m;
+      }
+    });
+    for (std::size_t c = 0; c < members.size(); ++c) {
+      if (members[c].empty()) continue;
+      auto& partial = partial_[c][l];
+      if (partial.empty()) partial.assign(n, 0.0);
+      // Runs of images whose partial sums stay exact: a double holds sums of multiples of
+      // 2^-32 exactly while their magnitude stays below 2^21.
+      std::size_t first = 0;
+      while (first < members[c].size()) {
+        if (partial_bound_[c][l] + largest[members[c][first]] >= kPartialLimit) flush(c, l);
+        std::size_t last = first;
+        while (last < members[c].size() && partial_bound_[c][l] + largest[members[c][last]] < kPartialLimit)
+          partial_bound_[c][l] += largest[members[c][last++]];
+        parallel_for(n, 1 << 12, [&](std::size_t begin, std::size_t end) {
+          for (std::size_t j = first; j < last; ++j) {
+            const float* x = data + members[c][j] * n;
+            // Adding and subtracting 1.5 * 2^20 rounds x to the nearest multiple of 2^-32.
+            for (std::size_t k = begin; k < end; ++k) partial[k] += (double(x[k]) + kGridRounder) - kGridRounder;
+          }
+        });
+        first = last;
       }
     }
   }
 }
 
 ProfileSet ProfileBuilder::finish(const std::string& data_spec, bool allow_empty_classes) {
+  for (std::size_t c = 0; c < partial_.size(); ++c)
+    for (std::size_t l = 0; l < partial_[c].size(); ++l) flush(c, l);
   set_.data_spec = data_spec;
   if (!allow_empty_classes) check_no_empty_class(set_);
   set_.finalize();

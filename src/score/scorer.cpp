@@ -5,6 +5,7 @@
 #include "imagescore/error.hpp"
 #include "imagescore/metrics.hpp"
 #include "imagescore/progress.hpp"
+#include "imagescore/runtime.hpp"
 #include "imagescore/score.hpp"
 
 namespace imagescore {
@@ -46,10 +47,10 @@ double ImageScorer::score(std::size_t profile, const std::vector<const float*>& 
     const float* x = taps[l];
     const std::uint8_t* m = tap.mask.data();
     const float t = tap.threshold_float;
-    // Branch-free counts so that the loop vectorises.
-    std::size_t in_image = 0, in_both = 0;
+    // Branch-free 32-bit counts so that the loop vectorises (a tap has < 2^32 neurons).
+    std::uint32_t in_image = 0, in_both = 0;
     for (std::size_t i = 0, n = tap.numel(); i < n; ++i) {
-      unsigned on = x[i] >= t;
+      std::uint32_t on = x[i] >= t;
       in_image += on;
       in_both += on & m[i];
     }
@@ -130,31 +131,38 @@ ScoreSummary score_images(Model& model, const ProfileSet& profiles, const ImageS
   BatchLoader loader(source, model.meta().normalization, lo);
   Progress progress("score", loader.num_images(), options.quiet);
   Batch batch;
-  ScoreRow row;
-  std::vector<const float*> tap_ptrs(tap_ids.size());
-  std::vector<double> terms;
+  std::vector<ScoreRow> rows;
   while (loader.next(batch)) {
     auto out = model.forward(batch, tap_ids);
-    for (std::size_t i = 0; i < out.batch; ++i) {
-      Baselines b = baseline_scores(&out.logits[i * k], k);
-      const auto position = batch.indices[i];
-      row.id = source.id(position);
-      row.path = source.path(position);
-      row.label = int(batch.labels[i]);
-      row.pred = b.pred;
-      std::size_t profile = 0;
-      if (options.by == ProfileChoice::Predicted) profile = std::size_t(b.pred);
-      if (options.by == ProfileChoice::Label) {
-        if (row.label < 0 || std::size_t(row.label) >= profiles.profiles.size())
-          fail(row.path, "has no usable label for --by label");
-        profile = std::size_t(row.label);
+    rows.resize(out.batch);
+    // Images are independent: score them in parallel, then hand them on in order.
+    parallel_for(out.batch, 8, [&](std::size_t begin, std::size_t end) {
+      std::vector<const float*> tap_ptrs(tap_ids.size());
+      std::vector<double> terms;
+      for (std::size_t i = begin; i < end; ++i) {
+        ScoreRow& row = rows[i];
+        Baselines b = baseline_scores(&out.logits[i * k], k);
+        const auto position = batch.indices[i];
+        row.id = source.id(position);
+        row.path = source.path(position);
+        row.label = int(batch.labels[i]);
+        row.pred = b.pred;
+        std::size_t profile = 0;
+        if (options.by == ProfileChoice::Predicted) profile = std::size_t(b.pred);
+        if (options.by == ProfileChoice::Label) {
+          if (row.label < 0 || std::size_t(row.label) >= profiles.profiles.size())
+            fail(row.path, "has no usable label for --by label");
+          profile = std::size_t(row.label);
+        }
+        for (std::size_t l = 0; l < tap_ids.size(); ++l) tap_ptrs[l] = out.taps[l].data + i * out.taps[l].numel;
+        double image_score = scorer.score(profile, tap_ptrs, options.per_tap ? &terms : nullptr);
+        row.values = {image_score, b.msp, b.margin, b.neg_entropy, b.energy, b.max_logit};
+        if (options.per_tap) row.values.insert(row.values.end(), terms.begin(), terms.end());
+        for (double v : row.values)
+          if (!std::isfinite(v)) fail(row.path, "a score is not finite (non-finite logits?)");
       }
-      for (std::size_t l = 0; l < tap_ids.size(); ++l) tap_ptrs[l] = out.taps[l].data + i * out.taps[l].numel;
-      double image_score = scorer.score(profile, tap_ptrs, options.per_tap ? &terms : nullptr);
-      row.values = {image_score, b.msp, b.margin, b.neg_entropy, b.energy, b.max_logit};
-      if (options.per_tap) row.values.insert(row.values.end(), terms.begin(), terms.end());
-      for (double v : row.values)
-        if (!std::isfinite(v)) fail(row.path, "a score is not finite (non-finite logits?)");
+    });
+    for (const ScoreRow& row : rows) {
       sink(row);
       ++summary.images;
       if (row.label >= 0) {
