@@ -1,0 +1,42 @@
+// Distributed profile building and scoring over MPI. Ranks started by `mpirun` each take
+// a disjoint, contiguous shard of the images; profile sums are exact integers, so their
+// reduction gives the single-process result bit for bit in any order; rank 0 writes the
+// outputs. Without mpirun (or in a build without MPI) the cluster is one process.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <utility>
+
+#include "imagescore/profile.hpp"
+
+namespace imagescore::dist {
+
+struct Cluster {
+  int rank = 0;
+  int size = 1;
+  int local_size = 1;  // ranks on this machine
+  bool distributed() const { return size > 1; }
+};
+
+// Starts MPI when the process was launched by mpirun. Fails when it was launched by
+// mpirun but the build has no MPI (every rank would otherwise redo the whole job).
+const Cluster& init(int& argc, char**& argv);
+const Cluster& cluster();
+void finalize();
+// Ends every rank after an error on one of them, so that none waits forever.
+[[noreturn]] void abort_all(int code);
+void barrier();
+
+// Images [first, last) of shard `index` (1-based) of `count` over n images.
+std::pair<std::size_t, std::size_t> shard_range(std::size_t n, std::size_t index, std::size_t count);
+
+// Adds every rank's profile sums and counts into rank 0's `set` (exact integer sums).
+void reduce_profiles(ProfileSet& set);
+
+// Rank 0 joins the scores files each rank wrote to part_path(path, rank) into `path`, in
+// rank order and atomically, and removes the parts.
+std::string part_path(const std::string& path, int rank);
+void join_score_parts(const std::string& path);
+
+}  // namespace imagescore::dist
