@@ -15,6 +15,8 @@ class Progress {
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
 
+  // Also the interruption point of every long loop: throws Error("interrupted") once
+  // request_interrupt() was called.
   void advance(std::size_t items, const std::string& note = "");
   void finish(const std::string& note = "");
 
@@ -34,5 +36,13 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_;
 };
+
+// Interruption (SIGINT). The CLI's signal handler calls request_interrupt(), which only
+// stores to a lock-free atomic and so is async-signal-safe. Long loops call
+// check_interrupted() (Progress::advance does), which throws Error("interrupted"): the
+// stack unwinds and the atomic writers remove their temporary files.
+void request_interrupt() noexcept;
+bool interrupt_requested() noexcept;
+void check_interrupted();
 
 }  // namespace imagescore

@@ -5,9 +5,13 @@
 #include <atomic>
 #include <cstdio>
 
+#include "imagescore/error.hpp"
+
 namespace imagescore {
 namespace {
 std::atomic<bool> g_quiet{false};
+std::atomic<bool> g_interrupted{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
 
 std::string format_duration(double seconds) {
   if (!(seconds >= 0) || seconds > 1e7) return "?";
@@ -20,6 +24,12 @@ std::string format_duration(double seconds) {
   return buf;
 }
 }  // namespace
+
+void request_interrupt() noexcept { g_interrupted = true; }
+bool interrupt_requested() noexcept { return g_interrupted; }
+void check_interrupted() {
+  if (g_interrupted) throw Error("interrupted");
+}
 
 void Progress::set_quiet(bool quiet) { g_quiet = quiet; }
 bool Progress::quiet() { return g_quiet; }
@@ -38,6 +48,7 @@ Progress::~Progress() {
 }
 
 void Progress::advance(std::size_t items, const std::string& note) {
+  check_interrupted();
   done_ += items;
   if (!note.empty()) note_ = note;
   if (quiet_) return;

@@ -79,12 +79,23 @@ void to_planar(const std::vector<std::uint8_t>& interleaved, const ImageShape& s
     for (int c = 0; c < shape.channels; ++c) out[c * plane + p] = interleaved[p * shape.channels + c];
 }
 
+// Deflate expands data at most 1032 times and a PNG row holds at least a filter byte and
+// one bit per pixel: a file too short for the size its header claims is refused before
+// the pixel buffer (up to 805 MB) is allocated.
+void check_png_can_hold(const ImageShape& shape, std::size_t file_bytes, const std::string& file) {
+  const std::uint64_t min_row_bytes = 1 + (std::uint64_t(shape.width) + 7) / 8;
+  if (std::uint64_t(file_bytes) * 1032 < std::uint64_t(shape.height) * min_row_bytes)
+    unreadable(file, "size " + std::to_string(shape.width) + "x" + std::to_string(shape.height) + " is more than a " +
+                         std::to_string(file_bytes) + "-byte PNG can hold");
+}
+
 }  // namespace
 
 ImageShape read_image_header(const std::string& bytes, const std::string& file) {
-  ImageShape shape = detect_format(bytes, file) == Format::Png ? PngReader(bytes, file).shape()
-                                                                : jpeg_shape(JpegDecompressor(file).handle, bytes, file);
+  const bool png = detect_format(bytes, file) == Format::Png;
+  ImageShape shape = png ? PngReader(bytes, file).shape() : jpeg_shape(JpegDecompressor(file).handle, bytes, file);
   check_size_limit(shape, file);
+  if (png) check_png_can_hold(shape, bytes.size(), file);
   return shape;
 }
 
@@ -109,10 +120,13 @@ void decode_image(const std::string& bytes, const std::string& file, const Image
     const tjhandle handle = decompressor.handle;
     check_size(jpeg_shape(handle, bytes, file));
     // Warnings (such as a truncated stream) also return -1: a partly decoded image is
-    // refused rather than silently used.
+    // refused rather than silently used, and decoding stops at the first one instead of
+    // filling a huge claimed size. A progressive JPEG with thousands of scans would take
+    // minutes: more than 500 scans are refused.
     if (tjDecompress2(handle, reinterpret_cast<const unsigned char*>(bytes.data()),
                       static_cast<unsigned long>(bytes.size()), interleaved.data(), expected.width, 0,
-                      expected.height, expected.channels == 1 ? TJPF_GRAY : TJPF_RGB, 0) != 0)
+                      expected.height, expected.channels == 1 ? TJPF_GRAY : TJPF_RGB,
+                      TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0)
       unreadable(file, tjGetErrorStr2(handle));
   }
   to_planar(interleaved, expected, out);

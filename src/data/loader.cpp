@@ -11,6 +11,7 @@
 
 #include "data_detail.hpp"
 #include "imagescore/error.hpp"
+#include "imagescore/progress.hpp"
 
 namespace imagescore {
 namespace {
@@ -108,6 +109,7 @@ Normalization compute_normalization(const ImageSource& source, int threads) {
   const std::size_t chunks = (count + kChunk - 1) / kChunk;
   std::vector<std::uint64_t> sums(chunks * channels * 2, 0);
   parallel_for(chunks, threads, [&](std::size_t chunk) {
+    check_interrupted();  // a pass over a large image folder takes minutes
     std::vector<std::uint8_t> image(shape.pixels());
     std::uint64_t* chunk_sums = &sums[chunk * channels * 2];
     for (std::size_t i = chunk * kChunk; i < std::min(count, (chunk + 1) * kChunk); ++i) {
@@ -299,6 +301,7 @@ struct BatchLoader::Impl {
   }
 
   bool next(Batch& batch) {
+    check_interrupted();
     if (failure) std::rethrow_exception(failure);
     if (delivered >= num_batches) return false;
     schedule_up_to(delivered + 1);  // keep one batch decoding ahead of the consumer

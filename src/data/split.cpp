@@ -87,6 +87,9 @@ std::uint64_t hash_labels(const ImageSource& source) {
 DataSplit make_split(const ImageSource& source, double training_fraction, std::uint64_t seed) {
   check_fraction(training_fraction);
   if (!source.labelled()) fail(source.spec(), "is unlabelled; a split needs labels");
+  if (source.size() < 2)
+    fail(source.spec(), "has " + std::to_string(source.size()) + (source.size() == 1 ? " image" : " images") +
+                            "; a split needs at least 2");
   const std::size_t classes = source.class_names().size();
   std::vector<std::vector<std::size_t>> members(classes);
   for (std::size_t i = 0; i < source.size(); ++i) {

@@ -1,0 +1,143 @@
+// One entry point per file parser, taking raw fuzz input: the libFuzzer targets
+// (fuzz_target.cpp) call them, and tests/test_reliability.cpp replays the seed corpora
+// and the regression inputs through them. Parsers that read files get the input written
+// to a private scratch folder first. An imagescore::Error is the correct answer to bad
+// input; any other exception escapes, and crashes and sanitizer reports end the process:
+// those are findings.
+#pragma once
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "data/image_decode.hpp"
+#include "imagescore/data.hpp"
+#include "imagescore/error.hpp"
+#include "imagescore/profile.hpp"
+#include "imagescore/safetensors.hpp"
+#include "imagescore/scores_table.hpp"
+#include "imagescore/selftrain.hpp"
+#include "imagescore/split.hpp"
+
+namespace fuzz {
+
+// A folder of this process, in memory where /dev/shm exists, removed at exit.
+inline const std::string& scratch_folder() {
+  static const std::string folder = [] {
+    std::string pattern = (access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") + std::string("/imagescore-fuzz-XXXXXX");
+    if (!mkdtemp(pattern.data())) {
+      std::perror("mkdtemp");
+      std::abort();
+    }
+    return pattern;
+  }();
+  static const bool removed_at_exit = std::atexit([] { std::system(("rm -rf '" + scratch_folder() + "'").c_str()); }) == 0;
+  (void)removed_at_exit;
+  return folder;
+}
+
+// Writes `size` bytes to `name` in the scratch folder and returns the file's path.
+inline std::string scratch_file(const std::string& name, const void* data, std::size_t size) {
+  const std::string path = scratch_folder() + "/" + name;
+  std::FILE* out = std::fopen(path.c_str(), "wb");
+  if (!out || std::fwrite(data, 1, size, out) != size || std::fclose(out) != 0) {
+    std::perror(path.c_str());
+    std::abort();
+  }
+  return path;
+}
+
+template <typename Parse>
+void expect_only_errors(const Parse& parse) {
+  try {
+    parse();
+  } catch (const imagescore::Error&) {
+  }
+}
+
+// Opens a data spec and decodes every image.
+inline void read_every_image(const std::string& spec, imagescore::SplitName split) {
+  expect_only_errors([&] {
+    auto source = imagescore::open_data(spec, split);
+    std::vector<std::uint8_t> image(source->shape().pixels());
+    for (std::size_t i = 0; i < source->size(); ++i) source->read(i, image.data());
+  });
+}
+
+// IDX (idx:DIR). Input: a 4-byte big-endian length L, L bytes of the images file, then
+// the labels file.
+inline void parse_idx(const std::uint8_t* data, std::size_t size) {
+  if (size < 4) return;
+  const std::size_t claimed = (std::size_t(data[0]) << 24) | (std::size_t(data[1]) << 16) | (std::size_t(data[2]) << 8) | data[3];
+  const std::size_t images_size = std::min(claimed, size - 4);
+  scratch_file("train-images-idx3-ubyte", data + 4, images_size);
+  scratch_file("train-labels-idx1-ubyte", data + 4 + images_size, size - 4 - images_size);
+  read_every_image("idx:" + scratch_folder(), imagescore::SplitName::Train);
+}
+
+// CIFAR binary. Input: one batch file, read as CIFAR-10 and as CIFAR-100.
+inline void parse_cifar(const std::uint8_t* data, std::size_t size) {
+  scratch_file("test_batch.bin", data, size);
+  scratch_file("test.bin", data, size);
+  read_every_image("cifar10:" + scratch_folder(), imagescore::SplitName::Test);
+  read_every_image("cifar100:" + scratch_folder(), imagescore::SplitName::Test);
+}
+
+// CSV manifests (csv:FILE). Input: the manifest; a.png, b.png and c.png (2x2 grey) exist
+// next to it.
+inline void parse_csv_manifest(const std::uint8_t* data, std::size_t size) {
+  static const unsigned char grey_png[] = {
+      0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00,
+      0x00, 0x02, 0x00, 0x00, 0x00, 0x02, 0x08, 0x00, 0x00, 0x00, 0x00, 0x57, 0xdd, 0x52, 0xf8, 0x00, 0x00, 0x00,
+      0x0e, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x60, 0xf8, 0xcf, 0xd0, 0xe0, 0x00, 0x00, 0x05, 0x42, 0x01,
+      0xc0, 0x70, 0x36, 0x36, 0xd6, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
+  for (const char* name : {"a.png", "b.png", "c.png"}) scratch_file(name, grey_png, sizeof grey_png);
+  read_every_image("csv:" + scratch_file("manifest.csv", data, size), imagescore::SplitName::Train);
+}
+
+// PNG and JPEG decoding. Input: an image file. The header is read, then the image decoded
+// at its natural channel count and converted (grey <-> RGB).
+inline void parse_image(const std::uint8_t* data, std::size_t size) {
+  const std::string bytes(reinterpret_cast<const char*>(data), size);
+  expect_only_errors([&] {
+    imagescore::ImageShape shape = imagescore::detail::read_image_header(bytes, "fuzz");
+    for (int channels : {shape.channels, 4 - shape.channels}) {
+      shape.channels = channels;
+      std::vector<std::uint8_t> pixels(shape.pixels());
+      imagescore::detail::decode_image(bytes, "fuzz", shape, pixels.data());
+    }
+  });
+}
+
+inline void parse_split(const std::uint8_t* data, std::size_t size) {
+  const std::string path = scratch_file("split.json", data, size);
+  expect_only_errors([&] { imagescore::load_split(path); });
+}
+
+inline void parse_profile(const std::uint8_t* data, std::size_t size) {
+  const std::string path = scratch_file("profile.st", data, size);
+  expect_only_errors([&] { imagescore::load_profiles(path); });
+}
+
+inline void parse_experiment(const std::uint8_t* data, std::size_t size) {
+  const std::string path = scratch_file("experiment.json", data, size);
+  expect_only_errors([&] { imagescore::load_experiment(path); });
+}
+
+inline void parse_scores(const std::uint8_t* data, std::size_t size) {
+  const std::string path = scratch_file("scores.csv", data, size);
+  expect_only_errors([&] { imagescore::read_score_table(path); });
+}
+
+// The container of checkpoints and profiles.
+inline void parse_safetensors(const std::uint8_t* data, std::size_t size) {
+  const std::string path = scratch_file("file.st", data, size);
+  expect_only_errors([&] { imagescore::read_safetensors(path); });
+}
+
+}  // namespace fuzz

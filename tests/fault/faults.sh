@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Faults the command-line program must survive (docs/reliability.md):
+#  - kill -9 during profile, score and train leaves nothing under the output's name, and
+#    a rerun writes exactly what an uninterrupted run writes;
+#  - SIGINT stops cleanly: exit status 130, one line on stderr, no output, no temporary file;
+#  - a full disk and a read-only output folder give a one-line error and a non-zero exit.
+# The last two need `mount` (root in a container that allows it); they are skipped with a
+# message otherwise. Usage: faults.sh IMAGESCORE MAKE_TEST_DATA
+set -euo pipefail
+imagescore=$1
+make_test_data=$2
+work=$(mktemp -d)
+mounts=()
+cleanup() {
+  for m in "${mounts[@]}"; do umount "$m" 2> /dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+failures=0
+
+check() {  # check DESCRIPTION CONDITION...
+  local what=$1
+  shift
+  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
+}
+
+# repeat_idx SRC DST HEADER_BYTES TIMES: an IDX file holding SRC's items TIMES over.
+repeat_idx() {
+  local src=$1 dst=$2 header=$3 times=$4
+  local count
+  count=$(od -An -tu1 -j4 -N4 "$src" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 }')
+  count=$((count * times))
+  {
+    head -c 4 "$src"
+    printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((count >> 24 & 255)) $((count >> 16 & 255)) \
+      $((count >> 8 & 255)) $((count & 255)))"
+    head -c "$header" "$src" | tail -c +9
+    for ((i = 0; i < times; ++i)); do tail -c +$((header + 1)) "$src"; done
+  } > "$dst"
+}
+
+# The small generated set (400 training images), and a large one (the same images 60
+# times over, 24,000) on which profile and score run for several seconds.
+mkdir small large
+"$make_test_data" small
+repeat_idx small/train-images-idx3-ubyte large/train-images-idx3-ubyte 16 60
+repeat_idx small/train-labels-idx1-ubyte large/train-labels-idx1-ubyte 8 60
+cp small/t10k-* large/
+"$imagescore" train --data idx:small --epochs 1 --out model.st -q
+"$imagescore" profile --model model.st --data idx:small --out small-prof.st -q
+
+# command_line NAME OUT: sets `cmd` to the long-running command NAME (profile, score or
+# train) writing OUT. Training uses one thread: its weights are bitwise reproducible only
+# at a fixed thread count.
+command_line() {
+  case $1 in
+    profile) cmd=("$imagescore" profile --model model.st --data idx:large --out "$2" -q --threads 2) ;;
+    score) cmd=("$imagescore" score --model model.st --profiles small-prof.st --data idx:large --split train --out "$2" -q
+                --threads 2) ;;
+    train) cmd=("$imagescore" train --data idx:small --epochs 40 --batch-size 16 --out "$2" -q --threads 1) ;;
+  esac
+}
+
+# no_output NAME: nothing under NAME (a NAME.tmp.PID file may remain after kill -9: its
+# name never looks like a finished output).
+no_output() { [[ ! -e $1 ]]; }
+no_temporary() { ! compgen -G "$1.tmp.*" > /dev/null; }
+
+# same_result A B: identical files; checkpoints record training times, so for them the
+# weights hash is compared.
+same_result() {
+  if [[ $1 == *.train.st ]]; then
+    weights_hash() { "$imagescore" model info --model "$1" --json | grep '"weights_hash"'; }
+    [[ $(weights_hash "$1") == $(weights_hash "$2") ]]
+  else
+    cmp -s "$1" "$2"
+  fi
+}
+
+# interrupt SIGNAL OUT: starts `cmd` in the background, lets it run 2 s, sends the signal
+# and leaves the exit status in `status` (a command that ended earlier fails the test).
+interrupt() {
+  local signal=$1 out=$2
+  "${cmd[@]}" > /dev/null 2> "$out.err" &
+  local pid=$!
+  sleep 2
+  if ! kill -0 "$pid" 2> /dev/null; then
+    echo "FAILED: ${cmd[1]} finished within 2 s, before the $signal (make the data set larger)"
+    failures=$((failures + 1))
+  fi
+  kill "-$signal" "$pid" 2> /dev/null || true
+  set +e
+  wait "$pid"
+  status=$?
+  set -e
+}
+
+for name in profile score train; do
+  ext=st
+  [[ $name == score ]] && ext=csv
+  command_line $name "reference.$name.$ext"
+  "${cmd[@]}" > /dev/null
+
+  command_line $name "killed.$name.$ext"
+  interrupt KILL "killed.$name.$ext"
+  check "$name: kill -9 stops it (status $status)" test "$status" -eq 137
+  check "$name: kill -9 leaves nothing under the output's name" no_output "killed.$name.$ext"
+  "${cmd[@]}" > /dev/null
+  check "$name: the rerun after kill -9 writes what an uninterrupted run writes" \
+    same_result "reference.$name.$ext" "killed.$name.$ext"
+
+  command_line $name "stopped.$name.$ext"
+  interrupt INT "stopped.$name.$ext"
+  check "$name: SIGINT exits with status 130 (got $status)" test "$status" -eq 130
+  check "$name: SIGINT prints one line" test "$(cat "stopped.$name.$ext.err")" = "imagescore: interrupted"
+  check "$name: SIGINT leaves no output" no_output "stopped.$name.$ext"
+  check "$name: SIGINT leaves no temporary file" no_temporary "stopped.$name.$ext"
+done
+
+# expect_error "substring" command...: non-zero exit, one line on stderr containing substring.
+expect_error() {
+  local want=$1
+  shift
+  set +e
+  "$@" > out.txt 2> err.txt
+  local rc=$?
+  set -e
+  if [[ $rc -ne 0 && $(wc -l < err.txt) -eq 1 ]] && grep -qF -- "$want" err.txt; then
+    echo "ok: error '$want'"
+  else
+    echo "FAILED: expected error '$want' (rc=$rc):"
+    cat err.txt
+    failures=$((failures + 1))
+  fi
+}
+
+# mount_tmpfs DIR OPTIONS: a small tmpfs, or false where mounting is not permitted.
+mount_tmpfs() {
+  mkdir -p "$1"
+  mount -t tmpfs -o "$2" tmpfs "$1" 2> /dev/null || return 1
+  mounts+=("$work/$1")
+}
+
+# The three writers (write_file_atomic for profiles and checkpoints, the streaming
+# scores writer) on the small set: write_all DIR runs them with outputs in DIR.
+write_all() {
+  expect_error "$1/prof.st: $2" "$imagescore" profile --model model.st --data idx:small --out "$1/prof.st" -q
+  expect_error "$1/scores.csv: $2" "$imagescore" score --model model.st --profiles small-prof.st --data idx:small \
+    --split train --out "$1/scores.csv" -q
+  expect_error "$1/model.st: $2" "$imagescore" train --data idx:small --epochs 1 --out "$1/model.st" -q
+  check "$1: nothing left behind" test -z "$(ls -A "$1")"
+}
+
+if mount_tmpfs full size=16k; then
+  write_all full "write failed"
+else
+  echo "skipped: full disk (cannot mount a tmpfs here; needs root)"
+fi
+
+# A read-only mount: permission bits alone do not stop root.
+if mount_tmpfs readonly ro,size=64k; then
+  write_all readonly "cannot write: Read-only file system"
+elif [[ $(id -u) -ne 0 ]]; then
+  mkdir readonly && chmod 555 readonly
+  write_all readonly "cannot write: Permission denied"
+else
+  echo "skipped: read-only output folder (root ignores permissions and cannot mount here)"
+fi
+
+echo "$failures failed"
+exit $((failures > 0))
