@@ -11,10 +11,12 @@ packages=(
   libopenblas0-openmp     # LibTorch's BLAS: the reference BLAS is several times slower
   libcli11-dev nlohmann-json3-dev
   libpng-dev libturbojpeg0-dev zlib1g-dev
+  libpugixml-dev libstb-dev  # detection mode: VOC XML, resizing images to the backbone's input
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist   # the default data set
   zstd                    # unpacks the real data sets in ../shared/data (tests, examples)
   chromium                # the browser test of the HTML report
+  libopenmpi-dev openmpi-bin  # distributed profile and score (mpirun)
 )
 # Node.js and npm fetch the report's chart libraries. NodeSource's nodejs bundles npm and
 # conflicts with Debian's npm package, so they are installed only when npm is missing.

@@ -169,13 +169,17 @@ TEST(Profiles, ScoringChoosesTheProfile) {
   so.by = ProfileChoice::Global;
   EXPECT_ERROR_CONTAINS(score_images(*f.model, set, *f.source, so, [](const ScoreRow&) {}), "--by");
   so.by = ProfileChoice::Label;
-  std::size_t rows = 0;
-  auto summary = score_images(*f.model, set, *f.source, so, [&](const ScoreRow& r) {
+  ScoreTable table;
+  table.value_columns = score_columns();
+  auto images = score_images(*f.model, set, *f.source, so, [&](const ScoreRow& r) {
     EXPECT_EQ(r.values.size(), score_columns().size());
-    ++rows;
+    table.rows.push_back(r);
   });
-  EXPECT_EQ(rows, f.source->size());
-  EXPECT_EQ(summary.images, rows);
+  EXPECT_EQ(table.rows.size(), f.source->size());
+  EXPECT_EQ(images, table.rows.size());
+  auto summary = summarize_scores(table);
+  EXPECT_EQ(summary.images, images);
+  EXPECT_EQ(summary.labelled, images);
   EXPECT_EQ(summary.auroc.size(), score_columns().size());
 }
 

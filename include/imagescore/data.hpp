@@ -62,8 +62,13 @@ SplitName parse_split_name(const std::string& name);
 //   folder:DIR             DIR/<split>/<class>/*.png|jpg if DIR/<split> exists, else
 //                          DIR/<class>/*; images directly in DIR form an unlabelled pool
 //   csv:FILE               lines "path[,label]" (paths relative to the file's folder)
+//   voc:DIR[@HxW[,resize]] Pascal VOC images, unlabelled, fitted to HxW (detect.hpp)
+//   coco:FILE[:IMAGE_DIR][@HxW[,resize]]  the images of a COCO file, likewise
 // `split` selects the training or test part where the format has one.
 std::unique_ptr<ImageSource> open_data(const std::string& spec, SplitName split);
+// The same with the split by name: train or test, or for a VOC folder any list name in
+// ImageSets/Main (such as val).
+std::unique_ptr<ImageSource> open_data(const std::string& spec, const std::string& split_name);
 
 // A view of a subset of another source (indices into it); `base` must outlive it.
 std::unique_ptr<ImageSource> subset(const ImageSource& base, std::vector<std::size_t> indices);

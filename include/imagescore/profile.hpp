@@ -104,6 +104,10 @@ struct ProfileRunOptions {
 };
 ProfileSet build_profiles(Model& model, const ImageSource& source, const ProfileRunOptions& options);
 
+// After the sums of every shard were added into `set`: marks it whole, checks that every
+// class has reference images, and derives thresholds and masks.
+void finish_merge(ProfileSet& set);
+
 // Merges the shards 1..K of one reference set into what one pass gives. Fails on
 // profiles of different models, options, data or taps, and on missing or repeated shards.
 ProfileSet merge_profiles(const std::vector<ProfileSet>& shards, const std::vector<std::string>& names);

@@ -28,6 +28,13 @@ struct ReportOptions {
   std::optional<std::size_t> feature_image;  // id of the image (default: the first scored one)
   std::string gallery_by;                    // column ranking the gallery (default: image_score, else the first)
   std::size_t gallery_count = 4;             // highest and lowest per predicted class
+  // Detection mode (docs/detection.md): the selected and rejected images with their
+  // predicted boxes, when a selection and predictions are given.
+  std::string selection;                     // selection CSV made from the scores
+  std::string detections;                    // folder of VOC XML files or a COCO file
+  std::string coco_images;                   // with a COCO results file: its images file
+  double min_confidence = 0.5;               // boxes below are drawn dashed
+  std::size_t detection_count = 12;          // selected and rejected images shown
   AnalysisOptions analysis;
 };
 

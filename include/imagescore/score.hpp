@@ -63,10 +63,14 @@ struct ScoreSummary {
   std::map<std::string, double> auroc;  // per score column, when labels are known
 };
 
-// Scores every image of `source`, calling `sink` with each row in source order. The
-// row's value columns are score_columns(), then per-tap terms if requested.
-ScoreSummary score_images(Model& model, const ProfileSet& profiles, const ImageSource& source,
-                          const ScoreRunOptions& options, const std::function<void(const ScoreRow&)>& sink);
+// Scores every image of `source`, calling `sink` with each row in source order, and
+// returns the number of images. The row's value columns are score_columns(), then
+// per-tap terms if requested. Memory does not grow with the number of images.
+std::size_t score_images(Model& model, const ProfileSet& profiles, const ImageSource& source,
+                         const ScoreRunOptions& options, const std::function<void(const ScoreRow&)>& sink);
+
+// Counts, accuracy and (when every row has a label) the AUROC of each score column.
+ScoreSummary summarize_scores(const ScoreTable& table);
 
 // Names of the value columns a run writes: score_columns() plus "tap:<name>" with per_tap.
 std::vector<std::string> score_value_columns(const ProfileSet& profiles, bool per_tap);

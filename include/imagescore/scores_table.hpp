@@ -54,6 +54,15 @@ struct ScoreTable {
 };
 ScoreTable read_score_table(const std::string& path);
 
+// A selection file (id,path,pseudo_label,score, written by write_selection) read back.
+struct SelectionRow {
+  std::size_t id = 0;
+  std::string path;
+  int pseudo_label = 0;
+  double score = 0;
+};
+std::vector<SelectionRow> read_selection(const std::string& path);
+
 // Shortest decimal text that reads back to the same double ("%.17g" trimmed).
 std::string format_double(double value);
 

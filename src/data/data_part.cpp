@@ -8,7 +8,7 @@ std::unique_ptr<ImageSource> open_data_part(const std::string& spec, const std::
                                             const std::string& split_file, const std::string& part) {
   if (split_file.empty()) {
     if (!part.empty()) fail("--part", "needs --split-file");
-    return open_data(spec, parse_split_name(split_name));
+    return open_data(spec, split_name);
   }
   if (part != "training" && part != "additional")
     fail("--part", "expected training or additional, got '" + part + "'");

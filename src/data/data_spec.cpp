@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "data_detail.hpp"
+#include "imagescore/detect.hpp"
 #include "imagescore/error.hpp"
 
 namespace imagescore {
@@ -111,16 +112,26 @@ std::unique_ptr<ImageSource> open_data(const std::string& spec, SplitName split)
   const std::size_t colon = spec.find(':');
   const std::string kind = spec.substr(0, colon);
   const std::string location = colon == std::string::npos ? "" : spec.substr(colon + 1);
-  const bool known = kind == "idx" || kind == "cifar10" || kind == "cifar100" || kind == "folder" || kind == "csv";
+  const bool known = kind == "idx" || kind == "cifar10" || kind == "cifar100" || kind == "folder" || kind == "csv" ||
+                     kind == "voc" || kind == "coco";
   if (!known)
     throw Error("data spec '" + spec + "': unknown kind '" + kind +
-                "' (expected fashion-mnist, idx:DIR, cifar10:DIR, cifar100:DIR, folder:DIR or csv:FILE)");
-  if (location.empty()) throw Error("data spec '" + spec + "': missing " + (kind == "csv" ? "file" : "folder"));
+                "' (expected fashion-mnist, idx:DIR, cifar10:DIR, cifar100:DIR, folder:DIR, csv:FILE, voc:DIR or coco:FILE)");
+  if (location.empty())
+    throw Error("data spec '" + spec + "': missing " + (kind == "csv" || kind == "coco" ? "file" : "folder"));
+  if (kind == "voc") return open_voc_images(location, split == SplitName::Train ? "train" : "test", spec);
+  if (kind == "coco") return open_coco_images(location, spec);
   if (kind == "idx") return detail::open_idx(location, split, detail::numbered_class_names(10), spec);
   if (kind == "cifar10") return detail::open_cifar10(location, split, spec);
   if (kind == "cifar100") return detail::open_cifar100(location, split, spec);
   if (kind == "folder") return detail::open_image_folder(location, split, spec);
   return detail::open_csv_manifest(location, spec);
+}
+
+std::unique_ptr<ImageSource> open_data(const std::string& spec, const std::string& split_name) {
+  // A VOC folder has named image lists (train, val, trainval, test, ...).
+  if (spec.rfind("voc:", 0) == 0 && spec.size() > 4) return open_voc_images(spec.substr(4), split_name, spec);
+  return open_data(spec, parse_split_name(split_name));
 }
 
 std::unique_ptr<ImageSource> subset(const ImageSource& base, std::vector<std::size_t> indices) {

@@ -27,7 +27,7 @@ namespace detail {
 namespace {
 
 constexpr const char* kMetaKey = "imagescore.model";
-constexpr int64_t kBatchQuantum = 16;
+constexpr int64_t kEvalChunk = 32;
 
 std::string weights_hash(torch::nn::Module& module) {
   std::uint64_t h = 1469598103934665603ULL;
@@ -130,33 +130,63 @@ ForwardOutput BuiltinModel::forward(const Batch& batch, const std::vector<std::s
                                     std::to_string(meta_.input.height) + "x" + std::to_string(meta_.input.width));
   torch::NoGradGuard no_grad;
   net_->eval();
-  const std::size_t hidden = taps_.size() - 1;
+  const std::size_t hidden = taps_.size() - 1;  // all but `output`
   std::vector<bool> wanted(hidden, false);
   for (auto id : tap_ids) {
     if (id >= taps_.size()) fail("model " + meta_.arch, "tap index out of range");
     if (id < hidden) wanted[id] = true;
   }
-  TapRecorder recorder(wanted);
-  // OpenBLAS and oneDNN pick other kernels for batch sizes that are not a multiple of 8,
-  // which changes the last bits of every activation. Padding each batch with blank
-  // images to a multiple of kBatchQuantum makes an image's activations bitwise identical
-  // whatever the batch size and thread count (tests/test_profile.cpp checks it).
-  const auto rows = int64_t(batch.size());
-  const int64_t padded = (rows + kBatchQuantum - 1) / kBatchQuantum * kBatchQuantum;
-  auto input = batch_tensor(batch);
-  if (padded != rows) input = torch::cat({input, torch::zeros({padded - rows, input.size(1), input.size(2), input.size(3)})});
-  auto logits = net_->forward(input, &recorder).slice(0, 0, rows).contiguous();
+  return forward_in_chunks(batch, taps_, tap_ids, [&](const torch::Tensor& chunk) {
+    TapRecorder recorder(wanted);
+    ChunkOutput out;
+    out.logits = net_->forward(chunk, &recorder);
+    for (std::size_t id = 0; id < hidden; ++id)
+      if (wanted[id]) out.taps[id] = recorder.value(id);
+    return out;
+  });
+}
 
+ForwardOutput forward_in_chunks(const Batch& batch, const std::vector<TapInfo>& taps,
+                                const std::vector<std::size_t>& tap_ids,
+                                const std::function<ChunkOutput(const torch::Tensor&)>& run_chunk) {
+  const auto rows = int64_t(batch.size());
+  auto input = batch_tensor(batch);
+  std::vector<torch::Tensor> logit_chunks;
+  std::map<std::size_t, std::vector<torch::Tensor>> tap_chunks;
+  for (int64_t start = 0; start < rows; start += kEvalChunk) {
+    auto chunk = input.slice(0, start, std::min(rows, start + kEvalChunk));
+    if (chunk.size(0) < kEvalChunk)
+      chunk = torch::cat({chunk, torch::zeros({kEvalChunk - chunk.size(0), input.size(1), input.size(2), input.size(3)})});
+    auto out = run_chunk(chunk);
+    logit_chunks.push_back(out.logits);
+    for (auto& [id, value] : out.taps) tap_chunks[id].push_back(value);
+  }
+  auto logits = torch::cat(logit_chunks).slice(0, 0, rows).to(torch::kFloat32).contiguous();
   ForwardOutput out;
-  out.batch = batch.size();
+  out.batch = std::size_t(rows);
   out.num_classes = std::size_t(logits.size(1));
   out.logits.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
-  auto keep = std::make_shared<std::vector<torch::Tensor>>();
-  keep->reserve(tap_ids.size());
+  struct Storage {
+    std::vector<torch::Tensor> tensors;
+    std::vector<float> softmax;
+  };
+  auto keep = std::make_shared<Storage>();
+  const std::size_t k = out.num_classes;
   for (auto id : tap_ids) {
-    torch::Tensor value = id < hidden ? recorder.value(id).slice(0, 0, rows).contiguous() : torch::softmax(logits, 1).contiguous();
-    keep->push_back(value);
-    out.taps.push_back({value.data_ptr<float>(), taps_[id].numel()});
+    if (id + 1 < taps.size()) {
+      keep->tensors.push_back(torch::cat(tap_chunks.at(id)).slice(0, 0, rows).to(torch::kFloat32).contiguous());
+      out.taps.push_back({keep->tensors.back().data_ptr<float>(), taps[id].numel()});
+      continue;
+    }
+    keep->softmax.resize(out.batch * k);
+    for (std::size_t i = 0; i < out.batch; ++i) {
+      const float* z = &out.logits[i * k];
+      const double top = *std::max_element(z, z + k);
+      double total = 0;
+      for (std::size_t c = 0; c < k; ++c) total += std::exp(double(z[c]) - top);
+      for (std::size_t c = 0; c < k; ++c) keep->softmax[i * k + c] = float(std::exp(double(z[c]) - top) / total);
+    }
+    out.taps.push_back({keep->softmax.data(), k});
   }
   out.storage = keep;
   return out;

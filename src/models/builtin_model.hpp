@@ -1,6 +1,8 @@
 // The built-in model behind the Model interface. Internal (LibTorch).
 #pragma once
 
+#include <map>
+
 #include "imagescore/model.hpp"
 #include "nets.hpp"
 
@@ -27,6 +29,22 @@ class BuiltinModel : public Model {
 
 // A batch as a tensor view (no copy) of its pixels.
 torch::Tensor batch_tensor(const Batch& batch);
+
+// What a model computes for one chunk of images: logits and the wanted hidden taps.
+struct ChunkOutput {
+  torch::Tensor logits;
+  std::map<std::size_t, torch::Tensor> taps;
+};
+
+// Evaluates a batch in chunks of exactly 32 images (the last padded with blank images)
+// and assembles the forward output. OpenBLAS and oneDNN choose kernels by batch size,
+// which changes the last bits of activations (measured: a 128-to-10 linear layer differs
+// between 16 and 256 rows); in equal chunks an image's activations are bitwise identical
+// whatever the batch size, its position and the thread count (tests check it). The
+// `output` tap is the softmax of each row computed in double, for the same reason.
+ForwardOutput forward_in_chunks(const Batch& batch, const std::vector<TapInfo>& taps,
+                                const std::vector<std::size_t>& tap_ids,
+                                const std::function<ChunkOutput(const torch::Tensor&)>& run_chunk);
 
 // Calls f(name, tensor) for every parameter and buffer, in registration order.
 void for_each_state_tensor(torch::nn::Module& module, const std::function<void(const std::string&, torch::Tensor&)>& f);

@@ -195,8 +195,6 @@ std::vector<std::string> default_tap_names(const std::vector<Call>& calls) {
   return taps;
 }
 
-int64_t kBatchQuantum = 16;  // as for built-in models: bitwise-stable batches
-
 class TorchScriptModel : public Model {
  public:
   TorchScriptModel(jit::Module module, ModelMeta meta, const std::string& path)
@@ -220,44 +218,28 @@ class TorchScriptModel : public Model {
   ForwardOutput forward(const Batch& batch, const std::vector<std::size_t>& tap_ids) override {
     if (batch.shape != meta_.input) fail(path_, "input images do not have the model's input shape");
     torch::NoGradGuard no_grad;
-    const auto rows = int64_t(batch.size());
-    const int64_t padded = (rows + kBatchQuantum - 1) / kBatchQuantum * kBatchQuantum;
-    auto input = batch_tensor(batch);
-    if (padded != rows) input = torch::cat({input, torch::zeros({padded - rows, input.size(1), input.size(2), input.size(3)})});
     const std::size_t hidden = taps_.size() - 1;
     std::vector<std::size_t> wanted;
     for (auto id : tap_ids) {
       if (id >= taps_.size()) fail(path_, "tap index out of range");
       if (id < hidden) wanted.push_back(id);
     }
-    torch::Tensor logits;
-    std::map<std::size_t, torch::Tensor> values;
-    if (features_convention_) {
-      auto result = module_.forward({input}).toTuple();
-      logits = result->elements().at(0).toTensor();
-      auto features = feature_list(result->elements().at(1));
-      for (auto id : wanted) values[id] = features.at(id);
-    } else {
-      auto outputs = run_graph(wanted, input);
-      logits = outputs.at(0);
-      for (std::size_t i = 0; i < wanted.size(); ++i) values[wanted[i]] = outputs.at(i + 1);
-    }
-    logits = logits.slice(0, 0, rows).to(torch::kFloat32).contiguous();
-    if (logits.dim() != 2 || std::size_t(logits.size(1)) != meta_.num_classes())
-      fail(path_, "the model's output is not [batch, " + std::to_string(meta_.num_classes()) + "] logits");
-    ForwardOutput out;
-    out.batch = batch.size();
-    out.num_classes = meta_.num_classes();
-    out.logits.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
-    auto keep = std::make_shared<std::vector<torch::Tensor>>();
-    for (auto id : tap_ids) {
-      torch::Tensor v = id < hidden ? values.at(id).slice(0, 0, rows).to(torch::kFloat32).contiguous()
-                                    : torch::softmax(logits, 1).contiguous();
-      keep->push_back(v);
-      out.taps.push_back({v.data_ptr<float>(), taps_[id].numel()});
-    }
-    out.storage = keep;
-    return out;
+    return forward_in_chunks(batch, taps_, tap_ids, [&](const torch::Tensor& chunk) {
+      ChunkOutput out;
+      if (features_convention_) {
+        auto result = module_.forward({chunk}).toTuple();
+        out.logits = result->elements().at(0).toTensor();
+        auto features = feature_list(result->elements().at(1));
+        for (auto id : wanted) out.taps[id] = features.at(id);
+      } else {
+        auto outputs = run_graph(wanted, chunk);
+        out.logits = outputs.at(0);
+        for (std::size_t i = 0; i < wanted.size(); ++i) out.taps[wanted[i]] = outputs.at(i + 1);
+      }
+      if (out.logits.dim() != 2 || std::size_t(out.logits.size(1)) != meta_.num_classes())
+        fail(path_, "the model's output is not [batch, " + std::to_string(meta_.num_classes()) + "] logits");
+      return out;
+    });
   }
 
   std::string hash_weights() const {

@@ -12,6 +12,7 @@
 #include "imagescore/model.hpp"
 #include "imagescore/scores_table.hpp"
 #include "imagescore/split.hpp"
+#include "detect/detect_report.hpp"
 #include "report/assets.hpp"
 #include "report/image_encode.hpp"
 
@@ -70,7 +71,7 @@ std::vector<std::string> texts(const json& value, const std::string& where) {
 // Where the scores of the report come from, with the data their ids index.
 struct Inputs {
   std::string scores, scores_train, data, model;
-  SplitName split = SplitName::Test;
+  std::string split = "test";  // a name: a VOC folder has lists such as val
   json study;       // summary of a study folder, or null
   json selftrain;   // pages of a self-training run, or null
   std::vector<std::string> study_classes;
@@ -186,7 +187,7 @@ Inputs resolve_inputs(const ReportOptions& o) {
   in.data = o.data;
   if (!o.scores.empty()) {
     in.scores = o.scores;
-    in.split = parse_split_name(o.split);
+    in.split = o.split;
     return in;
   }
   const std::string dir = o.run_dir;
@@ -200,7 +201,7 @@ Inputs resolve_inputs(const ReportOptions& o) {
   if (study) {
     in.scores = path("scores.csv");
     // A study scores part of the train split: its ids index that split.
-    in.split = SplitName::Train;
+    in.split = "train";
     if (in.data.empty() && is_file(path("split.json"))) in.data = load_split(path("split.json")).data_spec;
     if (in.model.empty() && is_file(path("model.safetensors"))) in.model = path("model.safetensors");
     if (is_file(path("summary.json"))) in.study = study_summary(path("summary.json"), in.study_classes);
@@ -336,12 +337,14 @@ nlohmann::json report_data(const ReportOptions& o) {
   const Inputs in = resolve_inputs(o);
   if (!in.model.empty() && in.data.empty()) fail("--model", "needs --data to read the image whose feature maps are drawn");
   if (o.feature_image && in.model.empty()) fail("--feature-image", "needs --model");
+  if (o.selection.empty() != o.detections.empty()) fail("--detections", "--selection and --detections go together");
   json data = {{"title", o.run_dir.empty() ? o.scores : o.run_dir},
                {"study", in.study},
                {"selftrain", in.selftrain},
                {"analysis", nullptr},
                {"gallery", nullptr},
-               {"features", nullptr}};
+               {"features", nullptr},
+               {"boxes", nullptr}};
   if (in.scores.empty()) return data;
 
   const ScoreTable table = read_score_table(in.scores);
@@ -362,6 +365,8 @@ nlohmann::json report_data(const ReportOptions& o) {
   data["gallery"] = gallery(table, by, o.gallery_count, classes, source.get());
   if (!in.model.empty())
     data["features"] = feature_maps(in.model, *source, table, o.feature_image.value_or(table.rows.front().id), classes);
+  if (!o.detections.empty())
+    data["boxes"] = detail::detection_section(table, by, {o.selection, o.detections, o.coco_images, o.min_confidence, o.detection_count});
   return data;
 }
 

@@ -185,6 +185,51 @@
       el('img', {src: m.image, alt: 'channel ' + m.channel}), el('figcaption', {}, 'channel ' + m.channel)))));
   }
 
+  // ---- detection: selected and rejected images with their boxes -----------------
+  // The thumbnail is stretched over the image's own pixel grid (the SVG's viewBox), so
+  // boxes are drawn in the image's coordinates. Names and numbers are text nodes.
+  function svgNode(tag, attributes) {
+    const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
+    return node;
+  }
+
+  function boxCard(item) {
+    const svg = svgNode('svg', {viewBox: '0 0 ' + item.width + ' ' + item.height, class: 'boxes-view',
+      role: 'img', 'aria-label': item.path});
+    svg.append(svgNode('image', {href: item.image, x: 0, y: 0, width: item.width, height: item.height,
+      preserveAspectRatio: 'none'}));
+    // Stroke and text sizes in image pixels, scaled to look the same on every image.
+    const unit = Math.max(item.width, item.height) / 160;
+    for (const b of item.boxes) {
+      svg.append(svgNode('rect', {x: b.xmin, y: b.ymin, width: b.xmax - b.xmin, height: b.ymax - b.ymin,
+        class: b.kept ? 'box kept' : 'box below', 'stroke-width': 1.5 * unit,
+        'stroke-dasharray': b.kept ? 'none' : (3 * unit) + ' ' + (2 * unit)}));
+      const label = svgNode('text', {x: b.xmin + unit, y: b.ymin + 8 * unit, 'font-size': 8 * unit,
+        'stroke-width': 0.6 * unit, class: b.kept ? 'box-label kept' : 'box-label below'});
+      label.textContent = b.class + ' ' + Number(b.score).toFixed(2);
+      svg.append(label);
+    }
+    const kept = item.boxes.filter((b) => b.kept).length;
+    return el('figure', {className: 'card boxes-card'}, svg,
+      el('figcaption', {},
+        el('div', {className: 'path'}, item.path),
+        el('div', {className: 'score'}, data.boxes.by + ' ' + Number(item.score).toPrecision(4)),
+        el('div', {className: 'others'}, item.predicted
+          ? kept + ' of ' + item.boxes.length + ' boxes at confidence ≥ ' + data.boxes.min_confidence
+          : 'no predictions for this image')));
+  }
+
+  if (data.boxes) {
+    const d = data.boxes;
+    const node = section('boxes', 'Detections: selected and rejected images',
+      d.selected_count + ' images selected and ' + d.rejected_count + ' rejected. Shown: the highest by ' + d.by +
+      ' of each, with the predicted boxes (solid: confidence ≥ ' + d.min_confidence + ', exported as pseudo-labels; ' +
+      'dashed: below, dropped).');
+    node.append(el('div', {className: 'row-title'}, 'selected'), el('div', {className: 'cards'}, ...d.selected.map(boxCard)));
+    node.append(el('div', {className: 'row-title'}, 'rejected'), el('div', {className: 'cards'}, ...d.rejected.map(boxCard)));
+  }
+
   // ---- self-training ------------------------------------------------------------
   if (data.selftrain) {
     const st = data.selftrain;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "imagescore/dist.hpp"
 #include "imagescore/error.hpp"
 #include "imagescore/progress.hpp"
 #include "imagescore/runtime.hpp"
@@ -236,14 +237,10 @@ ProfileSet build_profiles(Model& model, const ImageSource& source, const Profile
   check_compatible(model, source);
   if (!options.profile.global && !source.labelled())
     fail(source.spec(), "per-class profiles need labelled images (or use --global)");
-  if (options.shard_count == 0 || options.shard_index < 1 || options.shard_index > options.shard_count)
-    fail("--shard", "expected I/K with 1 <= I <= K");
   auto tap_ids = resolve_taps(model, options.taps);
   const std::size_t n = source.size();
   if (n == 0) fail(source.spec(), "no images");
-  // Shard I of K: the contiguous range [(I-1) n / K, I n / K).
-  std::size_t begin = (options.shard_index - 1) * n / options.shard_count;
-  std::size_t end = options.shard_index * n / options.shard_count;
+  const auto [begin, end] = dist::shard_range(n, options.shard_index, options.shard_count);
   std::vector<std::size_t> part(end - begin);
   for (std::size_t i = begin; i < end; ++i) part[i - begin] = i;
   auto shard = subset(source, std::move(part));
@@ -264,6 +261,12 @@ ProfileSet build_profiles(Model& model, const ImageSource& source, const Profile
   set.shard_index = options.shard_index;
   set.shard_count = options.shard_count;
   return set;
+}
+
+void finish_merge(ProfileSet& set) {
+  set.shard_index = set.shard_count = 1;
+  check_no_empty_class(set);
+  set.finalize();
 }
 
 ProfileSet merge_profiles(const std::vector<ProfileSet>& shards, const std::vector<std::string>& names) {
@@ -300,9 +303,7 @@ ProfileSet merge_profiles(const std::vector<ProfileSet>& shards, const std::vect
         for (std::size_t i = 0; i < dst.size(); ++i) dst[i] += src[i];
       }
     }
-  merged.shard_index = merged.shard_count = 1;
-  check_no_empty_class(merged);
-  merged.finalize();
+  finish_merge(merged);
   return merged;
 }
 

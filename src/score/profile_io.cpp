@@ -16,6 +16,12 @@ std::string tensor_name(std::size_t profile, const std::string& tap, const char*
   return "p" + std::to_string(profile) + "/" + tap + "/" + what;
 }
 
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string text;
+  for (auto d : shape) text += (text.empty() ? "" : ", ") + std::to_string(d);
+  return "[" + text + "]";
+}
+
 template <typename T>
 StoredTensor make_tensor(const std::string& name, DType dtype, std::vector<std::int64_t> shape, const std::vector<T>& values) {
   StoredTensor t;
@@ -103,8 +109,14 @@ ProfileSet load_profiles(const std::string& path) {
         const auto& st = file.at(tensor_name(set.profiles.size(), tap.name, "sum"));
         if (st.dtype != DType::I64 || st.shape.size() != 2 || st.shape[1] != 2)
           fail(path, "tensor " + st.name + " is not an I64 [n,2] sum");
+        // The shape comes from the file: every dimension must be positive and the
+        // product must equal the stored sum count without ever overflowing.
         std::size_t n = 1;
-        for (auto d : tap.shape) n *= std::size_t(d);
+        for (auto d : tap.shape) {
+          if (d < 1 || std::size_t(d) > std::size_t(st.shape[0]) / n)
+            fail(path, "tap '" + tap.name + "' has a bad shape " + shape_text(tap.shape));
+          n *= std::size_t(d);
+        }
         if (std::size_t(st.shape[0]) != n) fail(path, "tensor " + st.name + " does not match the tap shape");
         std::vector<std::int64_t> halves(2 * n);
         std::memcpy(halves.data(), st.bytes.data(), st.bytes.size());

@@ -106,8 +106,8 @@ std::vector<std::string> score_value_columns(const ProfileSet& profiles, bool pe
   return columns;
 }
 
-ScoreSummary score_images(Model& model, const ProfileSet& profiles, const ImageSource& source,
-                          const ScoreRunOptions& options, const std::function<void(const ScoreRow&)>& sink) {
+std::size_t score_images(Model& model, const ProfileSet& profiles, const ImageSource& source,
+                         const ScoreRunOptions& options, const std::function<void(const ScoreRow&)>& sink) {
   check_compatible(model, source);
   const bool global = profiles.options.global;
   if (global && options.by != ProfileChoice::Global)
@@ -119,11 +119,7 @@ ScoreSummary score_images(Model& model, const ProfileSet& profiles, const ImageS
   ImageScorer scorer(profiles, options.image_score);
   auto tap_ids = resolve_taps(model, profiles.tap_names());
   const std::size_t k = model.meta().num_classes();
-  const auto& columns = score_columns();
-
-  ScoreSummary summary;
-  std::vector<std::vector<double>> labelled_scores(columns.size());
-  std::vector<bool> correct;
+  std::size_t images = 0;
 
   LoaderOptions lo;
   lo.batch_size = options.batch_size;
@@ -162,21 +158,26 @@ ScoreSummary score_images(Model& model, const ProfileSet& profiles, const ImageS
           if (!std::isfinite(v)) fail(row.path, "a score is not finite (non-finite logits?)");
       }
     });
-    for (const ScoreRow& row : rows) {
-      sink(row);
-      ++summary.images;
-      if (row.label >= 0) {
-        ++summary.labelled;
-        correct.push_back(row.label == row.pred);
-        summary.correct += row.label == row.pred;
-        for (std::size_t c = 0; c < columns.size(); ++c) labelled_scores[c].push_back(row.values[c]);
-      }
-    }
+    for (const ScoreRow& row : rows) sink(row);
+    images += out.batch;
     progress.advance(out.batch);
   }
   progress.finish();
+  return images;
+}
+
+ScoreSummary summarize_scores(const ScoreTable& table) {
+  ScoreSummary summary;
+  std::vector<bool> correct;
+  for (const auto& row : table.rows) {
+    ++summary.images;
+    if (row.label < 0) continue;
+    ++summary.labelled;
+    correct.push_back(row.label == row.pred);
+    summary.correct += row.label == row.pred;
+  }
   if (summary.labelled > 0 && summary.labelled == summary.images)
-    for (std::size_t c = 0; c < columns.size(); ++c) summary.auroc[columns[c]] = auroc(labelled_scores[c], correct);
+    for (const auto& column : score_columns()) summary.auroc[column] = auroc(table.values(column), correct);
   return summary;
 }
 

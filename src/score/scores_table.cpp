@@ -266,4 +266,26 @@ ScoreTable read_score_table(const std::string& path) {
   return table;
 }
 
+std::vector<SelectionRow> read_selection(const std::string& path) {
+  const std::string text = read_file(path);
+  CsvReader reader(path, text);
+  std::vector<std::string> fields;
+  std::size_t line = 0;
+  if (!reader.next(fields, line)) fail(path, "empty file, expected a header line");
+  if (fields != std::vector<std::string>{"id", "path", "pseudo_label", "score"})
+    fail(path + ":" + std::to_string(line), "not a selection file (expected the header id,path,pseudo_label,score)");
+  std::vector<SelectionRow> rows;
+  while (reader.next(fields, line)) {
+    const std::string where = path + ":" + std::to_string(line);
+    if (fields.size() != 4) fail(where, "expected 4 fields, got " + std::to_string(fields.size()));
+    SelectionRow row;
+    if (!parse_number(fields[0], row.id)) fail(where, "id '" + fields[0] + "' is not a non-negative integer");
+    row.path = fields[1];
+    if (!parse_class(fields[2], row.pseudo_label)) fail(where, "pseudo_label '" + fields[2] + "' is not a non-negative integer");
+    if (!parse_number(fields[3], row.score) || !std::isfinite(row.score)) fail(where, "score '" + fields[3] + "' is not a finite number");
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
 }  // namespace imagescore

@@ -1,5 +1,6 @@
 // imagescore profile: build per-class (or global) profiles; `profile merge` joins shards.
 #include "common.hpp"
+#include "imagescore/dist.hpp"
 #include "imagescore/error.hpp"
 #include "imagescore/model.hpp"
 #include "imagescore/profile.hpp"
@@ -91,12 +92,24 @@ void add_profile_command(CLI::App& app) {
       o.run.profile.norm = parse_norm(o.norm);
       o.run.profile.scale = parse_scale(o.scale);
       parse_shard(o.shard, o.run.shard_index, o.run.shard_count);
+      const auto& cluster = dist::cluster();
+      if (cluster.distributed()) {
+        // Under mpirun every rank builds one shard and rank 0 sums them exactly.
+        if (o.run.shard_count != 1) fail("--shard", "cannot be combined with mpirun (each rank is a shard)");
+        o.run.shard_index = std::size_t(cluster.rank) + 1;
+        o.run.shard_count = std::size_t(cluster.size);
+      }
       o.run.threads = global_options().threads;
       o.run.quiet = global_options().quiet;
       auto model = load_model(o.model, o.preprocess);
       auto source = open_data_part(o.data.spec, o.data.split, o.data.split_file,
                                    o.data.split_file.empty() ? "" : (o.data.part.empty() ? "training" : o.data.part));
       auto set = build_profiles(*model, *source, o.run);
+      if (cluster.distributed()) {
+        dist::reduce_profiles(set);
+        if (cluster.rank != 0) return nlohmann::json(nullptr);
+        finish_merge(set);
+      }
       save_profiles(set, o.out);
       report_exclusions(set);
       return describe(set, o.out);

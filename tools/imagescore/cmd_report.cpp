@@ -19,13 +19,18 @@ void add_report_command(CLI::App& app) {
   scores->excludes(run);
   cmd->add_option("--scores-train", r.scores_train, "Scores CSV of training images, for the interval charts");
   cmd->add_option("--data", r.data, "Data spec the scores' ids index (for the gallery and feature maps)");
-  auto* split = cmd->add_option("--split", r.split, "With --scores: the split of --data the ids index (train or test)")
+  auto* split = cmd->add_option("--split", r.split, "With --scores: the split of --data the ids index (train or test; a VOC list)")
                     ->default_val("test");
   split->excludes(run);
   cmd->add_option("--model", r.model, "Model checkpoint, for the first layer's feature maps");
   auto* feature = cmd->add_option("--feature-image", opt->feature_image, "Id of the image whose feature maps are drawn");
   cmd->add_option("--gallery-by", r.gallery_by, "Score column ranking the gallery (default: image_score)");
   cmd->add_option("--gallery-count", r.gallery_count, "Highest and lowest images shown per class")->default_val(4);
+  cmd->add_option("--selection", r.selection, "Detection mode: selection CSV made from the scores");
+  cmd->add_option("--detections", r.detections, "Detection mode: predictions, a folder of VOC XML files or a COCO file");
+  cmd->add_option("--coco-images", r.coco_images, "With a COCO results file as --detections: the COCO file naming its images");
+  cmd->add_option("--min-confidence", r.min_confidence, "Detection mode: boxes scoring below are drawn dashed")->default_val(0.5);
+  cmd->add_option("--detection-count", r.detection_count, "Detection mode: selected and rejected images shown")->default_val(12);
   add_analysis_options(*cmd, r.analysis, opt->binning);
   cmd->add_option("--out", opt->out, "HTML file to write")->required();
   add_global_options(*cmd);

@@ -1,5 +1,6 @@
 // imagescore score: image score and baseline scores of every image, as CSV.
 #include "common.hpp"
+#include "imagescore/dist.hpp"
 #include "imagescore/error.hpp"
 #include "imagescore/model.hpp"
 #include "imagescore/score.hpp"
@@ -44,9 +45,25 @@ void add_score_command(CLI::App& app) {
                                : (profiles.options.global ? ProfileChoice::Global : ProfileChoice::Predicted);
       auto source = open_data_part(o.data.spec, o.data.split, o.data.split_file,
                                    o.data.split_file.empty() ? "" : (o.data.part.empty() ? "additional" : o.data.part));
-      ScoreWriter writer(o.out, score_value_columns(profiles, o.run.per_tap));
-      auto summary = score_images(*model, profiles, *source, o.run, [&](const ScoreRow& row) { writer.write(row); });
-      writer.commit();
+      // Under mpirun each rank scores a contiguous shard into its own part; rank 0 joins
+      // the parts in rank order, which is the single-process order.
+      const auto& cluster = dist::cluster();
+      if (cluster.distributed()) {
+        auto [first, last] = dist::shard_range(source->size(), std::size_t(cluster.rank) + 1, std::size_t(cluster.size));
+        std::vector<std::size_t> part;
+        for (std::size_t i = first; i < last; ++i) part.push_back(i);
+        source = subset(std::move(source), std::move(part));
+      }
+      {
+        ScoreWriter writer(cluster.distributed() ? dist::part_path(o.out, cluster.rank) : o.out,
+                           score_value_columns(profiles, o.run.per_tap));
+        score_images(*model, profiles, *source, o.run, [&](const ScoreRow& row) { writer.write(row); });
+        writer.commit();
+      }
+      dist::barrier();
+      if (cluster.rank != 0) return nlohmann::json(nullptr);
+      if (cluster.distributed()) dist::join_score_parts(o.out);
+      auto summary = summarize_scores(read_score_table(o.out));
       nlohmann::json auroc = nlohmann::json::object();
       for (const auto& [name, value] : summary.auroc) auroc[name] = std::isnan(value) ? nlohmann::json(nullptr) : nlohmann::json(value);
       if (!global_options().json) {

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "imagescore/dist.hpp"
 #include "imagescore/progress.hpp"
 #include "imagescore/runtime.hpp"
 
@@ -24,19 +25,22 @@ void add_global_options(CLI::App& command) {
 void add_data_options(CLI::App& command, DataOptions& data, const std::string& default_split, bool required) {
   data.split = default_split;
   auto* spec = command.add_option("--data", data.spec,
-                                  "Data spec: fashion-mnist, idx:DIR, cifar10:DIR, cifar100:DIR, folder:DIR, csv:FILE");
+                                  "Data spec: fashion-mnist, idx:DIR, cifar10:DIR, cifar100:DIR, folder:DIR, csv:FILE, "
+                                  "voc:DIR[@HxW], coco:FILE[:IMAGE_DIR][@HxW]");
   if (required) spec->required();
-  command.add_option("--split", data.split, "train or test")->default_str(default_split);
+  command.add_option("--split", data.split, "train or test (voc: any list in ImageSets/Main, such as val)")->default_str(default_split);
   command.add_option("--split-file", data.split_file, "A split made by `imagescore split`");
   command.add_option("--part", data.part, "With --split-file: training or additional");
 }
 
 void run_command(const std::function<nlohmann::json()>& body) {
   auto& g = global_options();
-  Progress::set_quiet(g.quiet);
-  set_threads(g.threads);
+  const auto& cluster = dist::cluster();
+  // Only rank 0 reports; ranks on one machine share its cores.
+  Progress::set_quiet(g.quiet || cluster.rank != 0);
+  set_threads(g.threads > 0 ? g.threads : std::max(1, hardware_threads() / cluster.local_size));
   nlohmann::json summary = body();
-  if (g.json) std::cout << summary.dump(2) << std::endl;
+  if (g.json && cluster.rank == 0) std::cout << summary.dump(2) << std::endl;
 }
 
 std::string fixed(double value, int decimals) {

@@ -2,12 +2,15 @@
 // to training? Each sub-command lives in its own file and only parses options.
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 #include "common.hpp"
+#include "imagescore/dist.hpp"
 #include "imagescore/error.hpp"
+#include "imagescore/progress.hpp"
 #include "imagescore/runtime.hpp"
 
 namespace {
@@ -22,11 +25,40 @@ void ensure_passive_openmp(char** argv) {
   // execv failed (no /proc): carry on with the default policy.
 }
 
+// The first Ctrl-C asks the running command to stop at its next interruption point, so
+// that temporary files are removed on the way out; a second one kills at once (the atomic
+// writes still leave nothing under a final name).
+void on_sigint(int) {
+  imagescore::request_interrupt();
+  std::signal(SIGINT, SIG_DFL);
+}
+
+// Shell convention for a command stopped by SIGINT: 128 + 2.
+constexpr int kInterruptedExitCode = 128 + SIGINT;
+
 }  // namespace
+
+// Runs the command line; returns the exit code.
+int run_command_line(int argc, char** argv);
 
 int main(int argc, char** argv) {
   ensure_passive_openmp(argv);
+  try {
+    imagescore::dist::init(argc, argv);
+  } catch (const imagescore::Error& e) {
+    std::fprintf(stderr, "imagescore: error: %s\n", e.what());
+    return 1;
+  }
+  const int code = run_command_line(argc, argv);
+  // A failed rank would leave the others waiting in a collective call: end them all.
+  if (code != 0 && imagescore::dist::cluster().distributed()) imagescore::dist::abort_all(code);
+  imagescore::dist::finalize();
+  return code;
+}
+
+int run_command_line(int argc, char** argv) {
   imagescore::tune_malloc(true);
+  std::signal(SIGINT, on_sigint);
 
   CLI::App app{"imagescore: score, select and pseudo-label images with a trained CNN"};
   app.require_subcommand(1);
@@ -45,6 +77,7 @@ int main(int argc, char** argv) {
   add_selftrain_command(app);
   add_stats_command(app);
   add_assemble_command(app);
+  add_detect_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -52,6 +85,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "imagescore: error: %s (see --help)\n", e.what());
     return e.get_exit_code();
   } catch (const imagescore::Error& e) {
+    if (imagescore::interrupt_requested()) {
+      std::fprintf(stderr, "imagescore: interrupted\n");
+      return kInterruptedExitCode;
+    }
     std::fprintf(stderr, "imagescore: error: %s\n", e.what());
     return 1;
   } catch (const std::exception& e) {
