@@ -2,6 +2,7 @@
 # The command-line program end to end on a small generated data set: every sub-command,
 # its --json output, and bad input (one-line error naming the file, non-zero exit).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/checks.sh"
 imagescore=$1
 make_test_data=$2
 work=$(mktemp -d)
@@ -10,32 +11,6 @@ cd "$work"
 mkdir data
 "$make_test_data" data
 data=idx:data
-failures=0
-
-check() {  # check DESCRIPTION CONDITION...
-  local what=$1
-  shift
-  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
-}
-
-# expect_error "substring" command...: exits non-zero with one line on stderr containing substring.
-expect_error() {
-  local want=$1
-  shift
-  set +e
-  "$@" > out.txt 2> err.txt
-  local rc=$?
-  set -e
-  local lines
-  lines=$(wc -l < err.txt)
-  if [[ $rc -ne 0 && $lines -eq 1 ]] && grep -qF -- "$want" err.txt; then
-    echo "ok: error '$want'"
-  else
-    echo "FAILED: expected error '$want' (rc=$rc, $lines lines):"
-    cat err.txt
-    failures=$((failures + 1))
-  fi
-}
 
 json_number() {  # json_number KEY FILE: the first numeric value of "KEY"
   grep -o "\"$1\": [0-9.e-]*" "$2" | head -n 1 | sed 's/.*: //'
@@ -102,5 +77,4 @@ expect_error "--floor" "$imagescore" score --model model.st --profiles prof.st -
 expect_error "truncated" "$imagescore" train --data idx:bad --epochs 1 --out y.st
 check "no output left behind by failed commands" test ! -e x.csv -a ! -e y.st -a ! -e p.st
 
-echo "$failures failed"
-exit $((failures > 0))
+exit_with_failures

@@ -5,33 +5,13 @@
 # (../shared/data/raccoon-voc.tar.zst) is absent.
 #   detect_cli.sh IMAGESCORE SHARED_DATA_DIR
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/checks.sh"
 imagescore=$1
 archive=$2/raccoon-voc.tar.zst
 [[ -f $archive ]] || { echo "SKIP: $archive not found"; exit 77; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-failures=0
-check() {  # check DESCRIPTION CONDITION...
-  local what=$1
-  shift
-  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
-}
-expect_error() {  # expect_error "substring" command...: non-zero exit, one line on stderr
-  local want=$1
-  shift
-  set +e
-  "$@" > out.txt 2> err.txt
-  local rc=$?
-  set -e
-  if [[ $rc -ne 0 && $(wc -l < err.txt) -eq 1 ]] && grep -qF -- "$want" err.txt; then
-    echo "ok: error '$want'"
-  else
-    echo "FAILED: expected error '$want' (rc=$rc):"
-    cat err.txt
-    failures=$((failures + 1))
-  fi
-}
 
 zstd -dc "$archive" | tar -x
 data=voc:raccoon-voc@64x64
@@ -71,5 +51,4 @@ expect_error "nothing to write" "$imagescore" detect export --selection selected
 expect_error "--input: expected CxHxW" "$imagescore" model init --arch vgg16 --input 224x224 --out x.st
 check "no output left behind by failed commands" test ! -e x.csv -a ! -e x.json -a ! -e x.st
 
-echo "$failures failed"
-exit $((failures > 0))
+exit_with_failures

@@ -2,6 +2,7 @@
 # Distributed profile and score under `mpirun -n 2` must give exactly the single-process
 # files (same bytes), and a failing rank must end the job, not hang it.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/checks.sh"
 imagescore=$1
 make_test_data=$2
 if ! command -v mpirun >/dev/null; then
@@ -14,12 +15,6 @@ cd "$work"
 mkdir data
 "$make_test_data" data
 mpi=(mpirun --allow-run-as-root --oversubscribe -n 2)
-failures=0
-check() {
-  local what=$1
-  shift
-  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
-}
 
 "$imagescore" train --data idx:data --epochs 2 --batch-size 32 --out model.st -q
 "$imagescore" profile --model model.st --data idx:data --out one.st -q
@@ -36,5 +31,4 @@ rc=$?
 set -e
 check "a failing rank ends the job with an error (rc=$rc)" test "$rc" -ne 0 -a "$rc" -ne 124
 check "the error names the file" grep -q "nothing.st" err.txt
-echo "$failures failed"
-exit $((failures > 0))
+exit_with_failures

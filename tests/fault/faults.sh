@@ -7,6 +7,7 @@
 # The last two need `mount` (root in a container that allows it); they are skipped with a
 # message otherwise. Usage: faults.sh IMAGESCORE MAKE_TEST_DATA
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/checks.sh"
 imagescore=$1
 make_test_data=$2
 work=$(mktemp -d)
@@ -17,13 +18,6 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$work"
-failures=0
-
-check() {  # check DESCRIPTION CONDITION...
-  local what=$1
-  shift
-  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
-}
 
 # repeat_idx SRC DST HEADER_BYTES TIMES: an IDX file holding SRC's items TIMES over.
 repeat_idx() {
@@ -40,12 +34,12 @@ repeat_idx() {
   } > "$dst"
 }
 
-# The small generated set (400 training images), and a large one (the same images 60
-# times over, 24,000) on which profile and score run for several seconds.
+# The small generated set (400 training images), and a large one (the same images 150
+# times over, 60,000) on which profile and score run for several seconds.
 mkdir small large
 "$make_test_data" small
-repeat_idx small/train-images-idx3-ubyte large/train-images-idx3-ubyte 16 60
-repeat_idx small/train-labels-idx1-ubyte large/train-labels-idx1-ubyte 8 60
+repeat_idx small/train-images-idx3-ubyte large/train-images-idx3-ubyte 16 150
+repeat_idx small/train-labels-idx1-ubyte large/train-labels-idx1-ubyte 8 150
 cp small/t10k-* large/
 "$imagescore" train --data idx:small --epochs 1 --out model.st -q
 "$imagescore" profile --model model.st --data idx:small --out small-prof.st -q
@@ -118,23 +112,6 @@ for name in profile score train; do
   check "$name: SIGINT leaves no temporary file" no_temporary "stopped.$name.$ext"
 done
 
-# expect_error "substring" command...: non-zero exit, one line on stderr containing substring.
-expect_error() {
-  local want=$1
-  shift
-  set +e
-  "$@" > out.txt 2> err.txt
-  local rc=$?
-  set -e
-  if [[ $rc -ne 0 && $(wc -l < err.txt) -eq 1 ]] && grep -qF -- "$want" err.txt; then
-    echo "ok: error '$want'"
-  else
-    echo "FAILED: expected error '$want' (rc=$rc):"
-    cat err.txt
-    failures=$((failures + 1))
-  fi
-}
-
 # mount_tmpfs DIR OPTIONS: a small tmpfs, or false where mounting is not permitted.
 mount_tmpfs() {
   mkdir -p "$1"
@@ -168,5 +145,4 @@ else
   echo "skipped: read-only output folder (root ignores permissions and cannot mount here)"
 fi
 
-echo "$failures failed"
-exit $((failures > 0))
+exit_with_failures

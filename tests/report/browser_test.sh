@@ -4,6 +4,7 @@
 #   browser_test.sh IMAGESCORE MAKE_TEST_DATA NPM_DIR SCREENSHOT_DIR
 # Exits 77 (skipped) only when Chromium is not installed.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/checks.sh"
 imagescore=$1
 make_test_data=$2
 npm_dir=$3
@@ -12,30 +13,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-failures=0
-
-check() {  # check DESCRIPTION CONDITION...
-  local what=$1
-  shift
-  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
-}
-
-# expect_error "substring" command...: exits non-zero with one line on stderr containing substring.
-expect_error() {
-  local want=$1
-  shift
-  set +e
-  "$@" > out.txt 2> err.txt
-  local rc=$?
-  set -e
-  if [[ $rc -ne 0 && $(wc -l < err.txt) -eq 1 ]] && grep -qF -- "$want" err.txt; then
-    echo "ok: error '$want'"
-  else
-    echo "FAILED: expected error '$want' (rc=$rc):"
-    cat err.txt
-    failures=$((failures + 1))
-  fi
-}
 
 mkdir data
 "$make_test_data" data
@@ -115,5 +92,4 @@ for page in study/report.html combo.html scores.html; do
   fi
 done
 
-echo "$failures failed"
-exit $((failures > 0))
+exit_with_failures
