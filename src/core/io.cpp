@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "imagescore/error.hpp"
+#include "imagescore/progress.hpp"
 
 namespace imagescore {
 namespace fs = std::filesystem;
@@ -75,6 +76,11 @@ void write_file_atomic(const std::string& path, const std::function<void(std::os
       std::remove(tmp.c_str());
       fail(path, "write failed on close (disk full?)");
     }
+  }
+  // After Ctrl-C nothing is published, however close to the end the command was.
+  if (interrupt_requested()) {
+    std::remove(tmp.c_str());
+    check_interrupted();
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;

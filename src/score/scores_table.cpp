@@ -11,6 +11,7 @@
 
 #include "imagescore/error.hpp"
 #include "imagescore/io.hpp"
+#include "imagescore/progress.hpp"
 
 namespace imagescore {
 namespace {
@@ -220,6 +221,7 @@ void ScoreWriter::commit() {
   if (!out_) fail(path_, "write failed (disk full?)");
   out_.close();
   if (out_.fail()) fail(path_, "write failed on close (disk full?)");
+  check_interrupted();  // after Ctrl-C nothing is published (the destructor removes the file)
   if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
     fail(path_, std::string("cannot rename temporary file into place: ") + std::strerror(errno));
   }
