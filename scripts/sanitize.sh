@@ -14,6 +14,9 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=
   "-DCMAKE_CXX_FLAGS=$flags" "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined" > /dev/null
 cmake --build "$build"
 
-export ASAN_OPTIONS=abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
+checks=abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=print_stacktrace=1
-ctest --test-dir "$build" --output-on-failure -j 2 --timeout 1800
+ASAN_OPTIONS=$checks ctest --test-dir "$build" --output-on-failure -j 2 --timeout 1800 -E mpi
+# Open MPI leaks at MPI_Finalize, from plugins it has unloaded by then (so the leaks
+# cannot be suppressed by library name): its tests run without leak detection.
+ASAN_OPTIONS=$checks:detect_leaks=0 ctest --test-dir "$build" --output-on-failure -j 2 --timeout 1800 -R mpi
