@@ -12,21 +12,20 @@
 #include <set>
 
 #include "imagescore/data.hpp"
+#include "test_files.hpp"
 #include "test_util.hpp"
 
 namespace imagescore {
 namespace {
 
+using testing::be32;
+using testing::encode_jpeg;
 using testing::TempDir;
 using testing::write_bytes;
 namespace fs = std::filesystem;
 
 // ---------------------------------------------------------------------------------------
 // File builders
-
-std::string be32(std::uint32_t v) {
-  return {char(v >> 24), char((v >> 16) & 0xff), char((v >> 8) & 0xff), char(v & 0xff)};
-}
 
 std::string idx_images(std::uint32_t count, std::uint32_t rows, std::uint32_t cols, const std::string& pixels) {
   return be32(0x803) + be32(count) + be32(rows) + be32(cols) + pixels;
@@ -51,19 +50,6 @@ void write_png(const std::string& path, int width, int height, int channels, con
   image.height = png_uint_32(height);
   image.format = channels == 1 ? PNG_FORMAT_GRAY : channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_RGBA;
   ASSERT_TRUE(png_image_write_to_file(&image, path.c_str(), 0, hwc.data(), 0, nullptr)) << image.message;
-}
-
-std::string encode_jpeg(int width, int height, int channels, const std::vector<std::uint8_t>& hwc) {
-  tjhandle compressor = tjInitCompress();
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  int rc = tjCompress2(compressor, hwc.data(), width, 0, height, channels == 1 ? TJPF_GRAY : TJPF_RGB, &buffer,
-                       &size, channels == 1 ? TJSAMP_GRAY : TJSAMP_444, 100, 0);
-  EXPECT_EQ(rc, 0) << tjGetErrorStr2(compressor);
-  std::string bytes(reinterpret_cast<char*>(buffer), size);
-  tjFree(buffer);
-  tjDestroy(compressor);
-  return bytes;
 }
 
 // Pixel (y, x, c) of test image `seed`, distinct across pixels and images.

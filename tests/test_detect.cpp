@@ -16,30 +16,19 @@
 #include "imagescore/score.hpp"
 #include "imagescore/select.hpp"
 #include "report/image_encode.hpp"
+#include "test_files.hpp"
 #include "test_util.hpp"
 
 namespace imagescore {
 namespace {
 
+using testing::encode_jpeg;
 using testing::TempDir;
 using testing::write_bytes;
 namespace fs = std::filesystem;
 
 // ---------------------------------------------------------------------------------------
 // Builders
-
-std::string encode_jpeg(int width, int height, int channels, const std::vector<std::uint8_t>& hwc) {
-  tjhandle compressor = tjInitCompress();
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  const int rc = tjCompress2(compressor, hwc.data(), width, 0, height, channels == 1 ? TJPF_GRAY : TJPF_RGB, &buffer,
-                             &size, channels == 1 ? TJSAMP_GRAY : TJSAMP_444, 100, 0);
-  EXPECT_EQ(rc, 0) << tjGetErrorStr2(compressor);
-  std::string bytes(reinterpret_cast<char*>(buffer), size);
-  tjFree(buffer);
-  tjDestroy(compressor);
-  return bytes;
-}
 
 // A uniform image as PNG (1 or 3 channels).
 std::string uniform_png(int width, int height, int channels, std::uint8_t value) {

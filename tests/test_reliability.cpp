@@ -8,18 +8,16 @@
 #include "imagescore/io.hpp"
 #include "imagescore/progress.hpp"
 #include "parsers.hpp"
+#include "test_files.hpp"
 #include "test_util.hpp"
 
 namespace imagescore {
 namespace {
 
+using testing::be32;
 using testing::TempDir;
 using testing::write_bytes;
 namespace fs = std::filesystem;
-
-std::string be32(std::uint32_t v) {
-  return {char(v >> 24), char((v >> 16) & 0xff), char((v >> 8) & 0xff), char(v & 0xff)};
-}
 
 // Every file of fuzz/corpus/<target> and fuzz/regressions/<target> (inputs that once
 // crashed a parser) goes through the parser: an Error is fine, anything else fails.

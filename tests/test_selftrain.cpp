@@ -9,11 +9,13 @@
 #include "imagescore/io.hpp"
 #include "imagescore/runtime.hpp"
 #include "imagescore/selftrain.hpp"
+#include "test_files.hpp"
 #include "test_util.hpp"
 
 namespace imagescore {
 namespace {
 
+using testing::be32;
 using testing::TempDir;
 
 TEST(Bootstrap, KnownAnswers) {
@@ -93,9 +95,6 @@ TEST(Experiment, FilesAndPresets) {
 
 // A tiny separable IDX data set (10 classes, 28x28) on disk.
 void write_idx(const std::string& dir, const std::string& prefix, int per_class, unsigned seed) {
-  auto be32 = [](std::uint32_t v) {
-    return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
-  };
   const int n = per_class * 10;
   std::string images = be32(0x803) + be32(std::uint32_t(n)) + be32(28) + be32(28);
   std::string labels = be32(0x801) + be32(std::uint32_t(n));
