@@ -17,6 +17,7 @@ packages=(
   zstd                    # unpacks the real data sets in ../shared/data (tests, examples)
   chromium                # the browser test of the HTML report
   libopenmpi-dev openmpi-bin  # distributed profile and score (mpirun)
+  libclang-rt-14-dev lld  # sanitizer runtimes and the fuzz targets' linker (scripts/sanitize.sh, fuzz.sh)
 )
 # Node.js and npm fetch the report's chart libraries. NodeSource's nodejs bundles npm and
 # conflicts with Debian's npm package, so they are installed only when npm is missing.
