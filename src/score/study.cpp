@@ -101,10 +101,12 @@ StudyResult run_study(const StudyOptions& o) {
   auto table = read_score_table(path("scores.csv"));
   r.scores = score_columns();
   std::vector<std::vector<std::size_t>> rows_of_class(k);
+  std::vector<bool> right_rows(table.rows.size());
   std::size_t right = 0;
   for (std::size_t i = 0; i < table.rows.size(); ++i) {
     rows_of_class[std::size_t(table.rows[i].pred)].push_back(i);
-    right += table.rows[i].label == table.rows[i].pred;
+    right_rows[i] = table.rows[i].label == table.rows[i].pred;
+    right += right_rows[i];
   }
   r.additional_accuracy = double(right) / double(table.rows.size());
   SelectOptions sel;
@@ -130,13 +132,11 @@ StudyResult run_study(const StudyOptions& o) {
       std::vector<bool> ok;
       for (auto i : rows_of_class[c]) {
         v.push_back(values[i]);
-        ok.push_back(table.rows[i].label == table.rows[i].pred);
+        ok.push_back(right_rows[i]);
       }
       au.push_back(auroc(v, ok));
     }
-    std::vector<bool> ok_all;
-    for (const auto& row : table.rows) ok_all.push_back(row.label == row.pred);
-    au.push_back(auroc(values, ok_all));
+    au.push_back(auroc(values, right_rows));
   }
 
   if (o.reference_epochs > 0) {

@@ -102,8 +102,7 @@ void add_profile_command(CLI::App& app) {
       o.run.threads = global_options().threads;
       o.run.quiet = global_options().quiet;
       auto model = load_model(o.model, o.preprocess);
-      auto source = open_data_part(o.data.spec, o.data.split, o.data.split_file,
-                                   o.data.split_file.empty() ? "" : (o.data.part.empty() ? "training" : o.data.part));
+      auto source = open_selected_data(o.data, "training");
       auto set = build_profiles(*model, *source, o.run);
       if (cluster.distributed()) {
         dist::reduce_profiles(set);

@@ -43,8 +43,7 @@ void add_score_command(CLI::App& app) {
       check_profiles_match(profiles, *model, o.profiles);
       o.run.by = !o.by.empty() ? parse_profile_choice(o.by)
                                : (profiles.options.global ? ProfileChoice::Global : ProfileChoice::Predicted);
-      auto source = open_data_part(o.data.spec, o.data.split, o.data.split_file,
-                                   o.data.split_file.empty() ? "" : (o.data.part.empty() ? "additional" : o.data.part));
+      auto source = open_selected_data(o.data, "additional");
       // Under mpirun each rank scores a contiguous shard into its own part; rank 0 joins
       // the parts in rank order, which is the single-process order.
       const auto& cluster = dist::cluster();

@@ -64,8 +64,7 @@ void add_train_command(CLI::App& app) {
   cmd->callback([opt] {
     run_command([&] {
       auto& o = *opt;
-      auto source = open_data_part(o.data.spec, o.data.split, o.data.split_file,
-                                   o.data.split_file.empty() ? "" : (o.data.part.empty() ? "training" : o.data.part));
+      auto source = open_selected_data(o.data, "training");
       if (o.augment) o.train.augmentation = {4, true};
       o.train.threads = global_options().threads;
       o.train.quiet = global_options().quiet;

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "imagescore/dist.hpp"
+#include "imagescore/split.hpp"
 #include "imagescore/progress.hpp"
 #include "imagescore/runtime.hpp"
 
@@ -31,6 +32,11 @@ void add_data_options(CLI::App& command, DataOptions& data, const std::string& d
   command.add_option("--split", data.split, "train or test (voc: any list in ImageSets/Main, such as val)")->default_str(default_split);
   command.add_option("--split-file", data.split_file, "A split made by `imagescore split`");
   command.add_option("--part", data.part, "With --split-file: training or additional");
+}
+
+std::unique_ptr<ImageSource> open_selected_data(const DataOptions& data, const std::string& default_part) {
+  const std::string part = data.split_file.empty() || !data.part.empty() ? data.part : default_part;
+  return open_data_part(data.spec, data.split, data.split_file, part);
 }
 
 void run_command(const std::function<nlohmann::json()>& body) {

@@ -5,6 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <memory>
+
+#include "imagescore/data.hpp"
 #include <string>
 
 #include "imagescore/analysis.hpp"
@@ -29,6 +32,8 @@ struct DataOptions {
   std::string part;
 };
 void add_data_options(CLI::App& command, DataOptions& data, const std::string& default_split, bool required = true);
+// Opens the selected images; with --split-file and no --part, the part is `default_part`.
+std::unique_ptr<ImageSource> open_selected_data(const DataOptions& data, const std::string& default_part);
 
 // Applies the global options (threads, quiet) and runs `body`, which returns the JSON
 // summary printed with --json.
