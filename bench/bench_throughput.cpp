@@ -40,14 +40,16 @@ struct Args {
   bool quick = false;
   int repeats = 3;        // inference, profile and score passes
   int train_repeats = 2;  // training epochs cost 4-6 inference passes each
+  std::string device = "cpu";
 };
 
 void usage() {
   std::puts(
-      "usage: bench_throughput [--images N] [--models a,b,c] [--repeats R] [--quick]\n"
+      "usage: bench_throughput [--images N] [--models a,b,c] [--repeats R] [--device D] [--quick]\n"
       "  --images N     images per model (default: 4096 small-cnn, 384 vgg16, 256 resnet18)\n"
       "  --models LIST  comma-separated: small-cnn, vgg16, resnet18 (default: all)\n"
       "  --repeats R    runs per measurement, the best reported (default 3; training R-1, at least 1)\n"
+      "  --device D     cpu (default), cuda or cuda:N; on a GPU the allocator comparison is skipped\n"
       "  --quick        tiny sizes, one run each: a smoke test");
 }
 
@@ -78,6 +80,8 @@ Args parse_args(int argc, char** argv) {
     } else if (arg == "--repeats") {
       a.repeats = std::max(1, std::stoi(value()));
       a.train_repeats = std::max(1, a.repeats - 1);
+    } else if (arg == "--device") {
+      a.device = value();
     } else if (arg == "--quick") {
       a.quick = true;
     } else if (arg == "--help" || arg == "-h") {
@@ -216,6 +220,7 @@ void print_tables(const std::vector<MainRow>& main_rows, const std::vector<Break
     std::printf("| %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f |\n", r.arch.c_str(), fwd, taps, add, score,
                 fwd / (fwd + taps + add), fwd / (fwd + taps + score));
   }
+  if (alloc_rows.empty()) return;
   std::puts("\n\n### Allocator: glibc default vs tune_malloc(true)\n");
   std::puts("| model | phase | default img/s | tuned img/s | tuned/default | default again img/s | "
             "page faults/img default / tuned / again |");
@@ -230,9 +235,10 @@ void print_tables(const std::vector<MainRow>& main_rows, const std::vector<Break
 int run(const Args& args) {
   const int threads = set_threads(0);
   tune_malloc(true);
-  std::printf("bench_throughput: %d threads, %d repeat(s) per measurement (best reported), batch %zu "
+  set_device(args.device);
+  std::printf("bench_throughput: device %s, %d threads, %d repeat(s) per measurement (best reported), batch %zu "
               "(training %zu), OMP_WAIT_POLICY=%s\n",
-              threads, args.repeats, kBatch, TrainOptions{}.batch_size,
+              args.device.c_str(), threads, args.repeats, kBatch, TrainOptions{}.batch_size,
               std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)");
   std::printf("load average at start: %s\n", loadavg().c_str());
   const auto start = std::chrono::steady_clock::now();
@@ -309,6 +315,7 @@ int run(const Args& args) {
     measure(training, args.train_repeats);
     row.train = training[0].best;
     main_rows.push_back(row);
+    if (args.device != "cpu") continue;
 
     // The allocator: in each round default, tuned, then default again (to show that the
     // first default run was not merely a cold start).

@@ -16,6 +16,7 @@ struct Cluster {
   int rank = 0;
   int size = 1;
   int local_size = 1;  // ranks on this machine
+  int local_rank = 0;  // this rank's position among them (picks its GPU)
   bool distributed() const { return size > 1; }
 };
 

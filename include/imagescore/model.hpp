@@ -57,6 +57,10 @@ class Model {
   virtual std::vector<std::size_t> default_taps() const;
   // Why a tap of that name cannot be had ("" when the name is simply unknown).
   virtual std::string tap_unavailable_reason(const std::string& name) const { return ""; }
+  // The compute device it runs on, and moving it to another (a name set_device()
+  // accepts). create_model and load_model place models on current_device().
+  virtual std::string device() const { return "cpu"; }
+  virtual void to_device(const std::string& device);
   // Runs the model in evaluation mode (no gradients) on a normalised batch. Returns the
   // logits and the activations of the taps at the given positions in taps().
   virtual ForwardOutput forward(const Batch& batch, const std::vector<std::size_t>& tap_ids) = 0;

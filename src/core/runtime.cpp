@@ -1,9 +1,15 @@
 #include "imagescore/runtime.hpp"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <malloc.h>
+#include <torch/cuda.h>
 
+#include <cstdlib>
 #include <thread>
+
+#include "device.hpp"
+#include "imagescore/error.hpp"
 
 namespace imagescore {
 
@@ -36,5 +42,67 @@ int set_threads(int threads) {
   at::set_num_threads(n);
   return n;
 }
+
+namespace {
+std::string g_device = "cpu";
+}
+
+int cuda_device_count() { return at::hasCUDA() ? int(torch::cuda::device_count()) : 0; }
+
+namespace detail {
+
+torch::Device torch_device(const std::string& device) {
+  const bool cuda = device == "cuda" || device.rfind("cuda:", 0) == 0;
+  if (device != "cpu" && !cuda) fail("--device", "unknown device '" + device + "' (expected cpu, cuda or cuda:N)");
+  if (cuda) {
+    int index = 0;
+    if (device != "cuda") {
+      const std::string digits = device.substr(5);
+      if (digits.empty() || digits.size() > 4 || digits.find_first_not_of("0123456789") != std::string::npos)
+        fail("--device", "unknown device '" + device + "' (expected cpu, cuda or cuda:N)");
+      index = std::stoi(digits);
+    }
+    if (!at::hasCUDA())
+      fail("--device " + device, "this imagescore is built on a LibTorch without CUDA (docs/gpu.md: build against a CUDA LibTorch)");
+    const int count = cuda_device_count();
+    if (count == 0) fail("--device " + device, "no CUDA GPU is visible");
+    if (index >= count) fail("--device " + device, "no such GPU (" + std::to_string(count) + " visible)");
+    // Float-precision, repeatable GPU arithmetic: TF32 would round convolution inputs to
+    // 10-bit mantissas, and cuDNN's benchmark mode picks kernels by timing. cuBLAS needs
+    // a fixed workspace to be deterministic (read when its first handle is created).
+    auto& context = at::globalContext();
+    context.setDeterministicCuDNN(true);
+    context.setBenchmarkCuDNN(false);
+    context.setAllowTF32CuDNN(false);
+    context.setAllowTF32CuBLAS(false);
+    setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", 0);
+  }
+  return torch::Device(device);
+}
+
+}  // namespace detail
+
+void set_device(const std::string& device) {
+  detail::torch_device(device);
+  g_device = device;
+}
+
+const std::string& current_device() { return g_device; }
+
+namespace detail {
+
+torch::Tensor to_device(const torch::Tensor& host, const torch::Device& device) {
+  if (device.is_cpu()) return host;
+  // From page-locked memory the copy is asynchronous: the GPU fetches the batch while
+  // the CPU goes on.
+  return host.pin_memory().to(device, /*non_blocking=*/true);
+}
+
+torch::Tensor to_host(const torch::Tensor& tensor) {
+  if (tensor.device().is_cpu()) return tensor.contiguous();
+  return tensor.contiguous().to(torch::kCPU);
+}
+
+}  // namespace detail
 
 }  // namespace imagescore

@@ -43,6 +43,7 @@ const Cluster& init(int& argc, char**& argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &g_cluster.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_cluster.size);
     g_cluster.local_size = std::max(1, env_int("OMPI_COMM_WORLD_LOCAL_SIZE"));
+    g_cluster.local_rank = std::max(0, env_int("OMPI_COMM_WORLD_LOCAL_RANK"));
   }
 #else
   (void)argc;

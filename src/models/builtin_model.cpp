@@ -7,7 +7,9 @@
 
 #include "imagescore/error.hpp"
 #include "imagescore/io.hpp"
+#include "imagescore/runtime.hpp"
 #include "imagescore/safetensors.hpp"
+#include "../core/device.hpp"
 #include "torchscript_model.hpp"
 
 namespace imagescore {
@@ -27,7 +29,8 @@ namespace detail {
 namespace {
 
 constexpr const char* kMetaKey = "imagescore.model";
-constexpr int64_t kEvalChunk = 32;
+// Images per evaluation chunk: small on the CPU, larger where a GPU needs the work.
+int64_t eval_chunk(const torch::Device& device) { return device.is_cpu() ? 32 : 256; }
 
 std::string weights_hash(torch::nn::Module& module) {
   std::uint64_t h = 1469598103934665603ULL;
@@ -136,7 +139,7 @@ ForwardOutput BuiltinModel::forward(const Batch& batch, const std::vector<std::s
     if (id >= taps_.size()) fail("model " + meta_.arch, "tap index out of range");
     if (id < hidden) wanted[id] = true;
   }
-  return forward_in_chunks(batch, taps_, tap_ids, [&](const torch::Tensor& chunk) {
+  return forward_in_chunks(batch, device_, taps_, tap_ids, [&](const torch::Tensor& chunk) {
     TapRecorder recorder(wanted);
     ChunkOutput out;
     out.logits = net_->forward(chunk, &recorder);
@@ -146,22 +149,29 @@ ForwardOutput BuiltinModel::forward(const Batch& batch, const std::vector<std::s
   });
 }
 
-ForwardOutput forward_in_chunks(const Batch& batch, const std::vector<TapInfo>& taps,
+void BuiltinModel::to_device(const std::string& device) {
+  device_ = detail::torch_device(device);
+  net_->to(device_);
+}
+
+ForwardOutput forward_in_chunks(const Batch& batch, const torch::Device& device, const std::vector<TapInfo>& taps,
                                 const std::vector<std::size_t>& tap_ids,
                                 const std::function<ChunkOutput(const torch::Tensor&)>& run_chunk) {
   const auto rows = int64_t(batch.size());
-  auto input = batch_tensor(batch);
+  const int64_t chunk_size = eval_chunk(device);
+  auto input = to_device(batch_tensor(batch), device);
   std::vector<torch::Tensor> logit_chunks;
   std::map<std::size_t, std::vector<torch::Tensor>> tap_chunks;
-  for (int64_t start = 0; start < rows; start += kEvalChunk) {
-    auto chunk = input.slice(0, start, std::min(rows, start + kEvalChunk));
-    if (chunk.size(0) < kEvalChunk)
-      chunk = torch::cat({chunk, torch::zeros({kEvalChunk - chunk.size(0), input.size(1), input.size(2), input.size(3)})});
+  for (int64_t start = 0; start < rows; start += chunk_size) {
+    auto chunk = input.slice(0, start, std::min(rows, start + chunk_size));
+    if (chunk.size(0) < chunk_size)
+      chunk = torch::cat({chunk, torch::zeros({chunk_size - chunk.size(0), input.size(1), input.size(2), input.size(3)},
+                                              input.options())});
     auto out = run_chunk(chunk);
     logit_chunks.push_back(out.logits);
     for (auto& [id, value] : out.taps) tap_chunks[id].push_back(value);
   }
-  auto logits = torch::cat(logit_chunks).slice(0, 0, rows).to(torch::kFloat32).contiguous();
+  auto logits = to_host(torch::cat(logit_chunks).slice(0, 0, rows).to(torch::kFloat32));
   ForwardOutput out;
   out.batch = std::size_t(rows);
   out.num_classes = std::size_t(logits.size(1));
@@ -174,7 +184,7 @@ ForwardOutput forward_in_chunks(const Batch& batch, const std::vector<TapInfo>& 
   const std::size_t k = out.num_classes;
   for (auto id : tap_ids) {
     if (id + 1 < taps.size()) {
-      keep->tensors.push_back(torch::cat(tap_chunks.at(id)).slice(0, 0, rows).to(torch::kFloat32).contiguous());
+      keep->tensors.push_back(to_host(torch::cat(tap_chunks.at(id)).slice(0, 0, rows).to(torch::kFloat32)));
       out.taps.push_back({keep->tensors.back().data_ptr<float>(), taps[id].numel()});
       continue;
     }
@@ -203,7 +213,9 @@ std::unique_ptr<Model> create_model(const std::string& arch, const ImageShape& i
   meta.input = input;
   meta.class_names = class_names;
   meta.normalization = norm;
-  return std::make_unique<detail::BuiltinModel>(meta, detail::make_net(arch, input, int(class_names.size())));
+  auto model = std::make_unique<detail::BuiltinModel>(meta, detail::make_net(arch, input, int(class_names.size())));
+  model->to_device(current_device());
+  return model;
 }
 
 void save_model(const Model& model, const std::string& path) {
@@ -255,7 +267,12 @@ std::unique_ptr<Model> load_model(const std::string& path, const std::string& pr
   auto model = std::make_unique<detail::BuiltinModel>(meta, net);
   if (!stored_hash.empty() && model->meta().weights_hash != stored_hash)
     fail(path, "weights hash mismatch (file corrupted)");
+  model->to_device(current_device());
   return model;
+}
+
+void Model::to_device(const std::string& device) {
+  if (device != "cpu") fail("--device " + device, "a " + meta().arch + " model runs on the CPU only");
 }
 
 std::vector<std::size_t> Model::default_taps() const {

@@ -14,8 +14,11 @@ class BuiltinModel : public Model {
   const ModelMeta& meta() const override;
   const std::vector<TapInfo>& taps() const override;
   ForwardOutput forward(const Batch& batch, const std::vector<std::size_t>& tap_ids) override;
+  std::string device() const override { return device_.str(); }
+  void to_device(const std::string& device) override;
 
   ClassifierNet& net() { return *net_; }
+  const torch::Device& torch_device() const { return device_; }
   ModelMeta& mutable_meta() { return meta_; }
   // Call after the weights changed (training), so that meta().weights_hash is current.
   void weights_changed() { hash_stale_ = true; }
@@ -24,6 +27,7 @@ class BuiltinModel : public Model {
   ModelMeta meta_;
   std::shared_ptr<ClassifierNet> net_;
   std::vector<TapInfo> taps_;
+  torch::Device device_ = torch::kCPU;
   mutable bool hash_stale_ = true;
 };
 
@@ -36,13 +40,14 @@ struct ChunkOutput {
   std::map<std::size_t, torch::Tensor> taps;
 };
 
-// Evaluates a batch in chunks of exactly 32 images (the last padded with blank images)
-// and assembles the forward output. OpenBLAS and oneDNN choose kernels by batch size,
-// which changes the last bits of activations (measured: a 128-to-10 linear layer differs
-// between 16 and 256 rows); in equal chunks an image's activations are bitwise identical
-// whatever the batch size, its position and the thread count (tests check it). The
-// `output` tap is the softmax of each row computed in double, for the same reason.
-ForwardOutput forward_in_chunks(const Batch& batch, const std::vector<TapInfo>& taps,
+// Evaluates a batch on `device` in chunks of exactly 32 images on the CPU and 256 on a
+// GPU (the last padded with blank images) and assembles the forward output on the host.
+// OpenBLAS and oneDNN choose kernels by batch size, which changes the last bits of
+// activations (measured: a 128-to-10 linear layer differs between 16 and 256 rows); in
+// equal chunks an image's activations are bitwise identical whatever the batch size, its
+// position and the thread count (tests check it). The `output` tap is the softmax of
+// each row computed in double, for the same reason.
+ForwardOutput forward_in_chunks(const Batch& batch, const torch::Device& device, const std::vector<TapInfo>& taps,
                                 const std::vector<std::size_t>& tap_ids,
                                 const std::function<ChunkOutput(const torch::Tensor&)>& run_chunk);
 

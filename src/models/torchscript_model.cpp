@@ -14,9 +14,11 @@
 #include <regex>
 #include <set>
 
+#include "../core/device.hpp"
 #include "builtin_model.hpp"
 #include "imagescore/error.hpp"
 #include "imagescore/io.hpp"
+#include "imagescore/runtime.hpp"
 
 namespace imagescore::detail {
 namespace {
@@ -224,7 +226,7 @@ class TorchScriptModel : public Model {
       if (id >= taps_.size()) fail(path_, "tap index out of range");
       if (id < hidden) wanted.push_back(id);
     }
-    return forward_in_chunks(batch, taps_, tap_ids, [&](const torch::Tensor& chunk) {
+    return forward_in_chunks(batch, device_, taps_, tap_ids, [&](const torch::Tensor& chunk) {
       ChunkOutput out;
       if (features_convention_) {
         auto result = module_.forward({chunk}).toTuple();
@@ -240,6 +242,12 @@ class TorchScriptModel : public Model {
         fail(path_, "the model's output is not [batch, " + std::to_string(meta_.num_classes()) + "] logits");
       return out;
     });
+  }
+
+  std::string device() const override { return device_.str(); }
+  void to_device(const std::string& device) override {
+    device_ = torch_device(device);
+    module_.to(device_);
   }
 
   std::string hash_weights() const {
@@ -373,6 +381,7 @@ class TorchScriptModel : public Model {
   ModelMeta meta_;
   std::string path_;
   bool features_convention_ = false;
+  torch::Device device_ = torch::kCPU;
   std::vector<TapInfo> taps_;
   std::vector<std::size_t> defaults_;
   std::vector<std::size_t> call_of_tap_;
@@ -423,6 +432,7 @@ std::unique_ptr<Model> load_torchscript(const std::string& path, const std::stri
   try {
     auto model = std::make_unique<TorchScriptModel>(std::move(module), meta, path);
     model->mutable_meta().weights_hash = model->hash_weights();
+    model->to_device(current_device());
     return model;
   } catch (const Error&) {
     throw;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "../core/device.hpp"
 #include "../models/builtin_model.hpp"
 #include "imagescore/error.hpp"
 #include "imagescore/io.hpp"
@@ -88,8 +89,9 @@ EpochReport Trainer::train_epoch(const ImageSource& source, int epoch) {
   Batch batch;
   try {
     while (loader.next(batch)) {
-      auto x = detail::batch_tensor(batch);
-      auto y = torch::from_blob(batch.labels.data(), {int64_t(batch.size())}, torch::kInt64);
+      auto x = detail::to_device(detail::batch_tensor(batch), model.torch_device());
+      auto y = detail::to_device(torch::from_blob(batch.labels.data(), {int64_t(batch.size())}, torch::kInt64),
+                                 model.torch_device());
       impl_->optimizer->zero_grad();
       auto logits = net.forward(x, nullptr);
       auto loss = torch::nn::functional::cross_entropy(logits, y);
@@ -131,7 +133,7 @@ void Trainer::save_state(const std::string& path) const {
 void Trainer::load_state(const std::string& path) {
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path);
+    archive.load_from(path, impl_->model->torch_device());
     impl_->optimizer->load(archive);
   } catch (const c10::Error& e) {
     fail(path, "cannot read the optimizer state (corrupted or from another model)");

@@ -75,6 +75,23 @@ expect_error "--epochs" "$imagescore" train --data $data --epochs many --out y.s
 expect_error "--labelled: must be in (0, 1)" "$imagescore" study --data $data --labelled 1.5 --out st2
 expect_error "--floor" "$imagescore" score --model model.st --profiles prof.st --data $data --floor 2 --out x.csv
 expect_error "truncated" "$imagescore" train --data idx:bad --epochs 1 --out y.st
+expect_error "--device: unknown device 'gpu'" "$imagescore" score --model model.st --profiles prof.st --data $data --device gpu --out x.csv
 check "no output left behind by failed commands" test ! -e x.csv -a ! -e y.st -a ! -e p.st
+
+# The same commands on a GPU when one is under test (scripts/gpu-check), else refused.
+gpu=${IMAGESCORE_TEST_DEVICE:-}
+if [[ -n $gpu ]]; then
+  "$imagescore" train --data $data --split-file split.json --epochs 1 --device "$gpu" --out gpu-model.st -q
+  check "train on $gpu writes a checkpoint" test -s gpu-model.st
+  "$imagescore" profile --model model.st --data $data --split-file split.json --part training --device "$gpu" --out gpu-prof.st -q
+  for i in 1 2; do
+    "$imagescore" score --model model.st --profiles gpu-prof.st --data $data --split-file split.json --part additional \
+      --device "$gpu" --out gpu$i.csv -q
+  done
+  check "scores on $gpu repeat run to run" cmp -s gpu1.csv gpu2.csv
+  check "$gpu predicts the CPU's classes" cmp -s <(cut -d, -f1-5 s1.csv) <(cut -d, -f1-5 gpu1.csv)
+else
+  expect_error "--device cuda" "$imagescore" score --model model.st --profiles prof.st --data $data --device cuda --out x.csv
+fi
 
 exit_with_failures

@@ -19,6 +19,7 @@ void add_eval_command(CLI::App& app) {
   add_data_options(*cmd, opt->data, "test");
   cmd->add_option("--batch-size", opt->batch_size, "Batch size")->default_val(256)->check(CLI::PositiveNumber);
   add_global_options(*cmd);
+  add_device_option(*cmd);
   cmd->callback([opt] {
     run_command([&] {
       auto model = load_model(opt->model, opt->preprocess);

@@ -66,6 +66,7 @@ void add_profile_command(CLI::App& app) {
   cmd->add_option("--shard", opt->shard, "Build only part I of K of the reference set (I/K)")->default_val("1/1");
   cmd->add_option("--batch-size", opt->run.batch_size, "Batch size")->default_val(256)->check(CLI::PositiveNumber);
   add_global_options(*cmd);
+  add_device_option(*cmd);
 
   auto* merge = cmd->add_subcommand("merge", "Merge the shards of one profile into what one pass gives");
   merge->add_option("inputs", opt->merge_inputs, "Shard files")->required();

@@ -31,6 +31,7 @@ void add_score_command(CLI::App& app) {
   cmd->add_flag("--per-tap", opt->run.per_tap, "Also write each tap's term of the score");
   cmd->add_option("--batch-size", opt->run.batch_size, "Batch size")->default_val(256)->check(CLI::PositiveNumber);
   add_global_options(*cmd);
+  add_device_option(*cmd);
   cmd->callback([opt] {
     run_command([&] {
       auto& o = *opt;

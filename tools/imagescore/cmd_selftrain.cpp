@@ -27,6 +27,7 @@ void add_selftrain_command(CLI::App& app) {
   cmd->add_option("--stop-after-epochs", opt->stop_after, "Stop after this many epochs, as if killed (for tests)")
       ->group("");
   add_global_options(*cmd);
+  add_device_option(*cmd);
   cmd->callback([opt] {
     run_command([&] {
       if (opt->config.empty() && opt->preset.empty()) fail("selftrain", "give --config FILE or --preset NAME");
@@ -103,6 +104,7 @@ void add_assemble_command(CLI::App& app) {
   cmd->add_option("--run", opt->dir, "Run folder")->required();
   cmd->add_option("--epochs", opt->epochs, "Retraining epochs to assemble at (default: the last)")->delimiter(',');
   add_global_options(*cmd);
+  add_device_option(*cmd);
   cmd->callback([opt] {
     run_command([&] {
       SelftrainOptions so;

@@ -29,6 +29,7 @@ void add_study_command(CLI::App& app) {
   cmd->add_option("--scale", opt->scale, "mean or sum")->default_val("mean");
   cmd->add_option("--overlap", opt->overlap, "recall, literal or jaccard")->default_val("recall");
   add_global_options(*cmd);
+  add_device_option(*cmd);
   cmd->callback([opt] {
     run_command([&] {
       auto& st = opt->study;

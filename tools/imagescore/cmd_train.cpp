@@ -61,6 +61,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--normalize", opt->normalize, "auto (from the training images), none, or MEANS/STDS")->default_val("auto");
   cmd->add_option("--out", opt->out, "Checkpoint file to write")->required();
   add_global_options(*cmd);
+  add_device_option(*cmd);
   cmd->callback([opt] {
     run_command([&] {
       auto& o = *opt;

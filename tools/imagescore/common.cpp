@@ -23,6 +23,12 @@ void add_global_options(CLI::App& command) {
   command.add_option("--threads", g.threads, "Compute threads (default: all cores)")->check(CLI::NonNegativeNumber);
 }
 
+void add_device_option(CLI::App& command) {
+  command.add_option("--device", global_options().device,
+                     "cpu (default), cuda or cuda:N; under mpirun, cuda gives each rank of a machine its own GPU")
+      ->default_str("cpu");
+}
+
 void add_data_options(CLI::App& command, DataOptions& data, const std::string& default_split, bool required) {
   data.split = default_split;
   auto* spec = command.add_option("--data", data.spec,
@@ -45,6 +51,9 @@ void run_command(const std::function<nlohmann::json()>& body) {
   // Only rank 0 reports; ranks on one machine share its cores.
   Progress::set_quiet(g.quiet || cluster.rank != 0);
   set_threads(g.threads > 0 ? g.threads : std::max(1, hardware_threads() / cluster.local_size));
+  // One rank per GPU: the ranks of a machine take its GPUs in turn.
+  const int gpus = g.device == "cuda" && cluster.local_size > 1 ? cuda_device_count() : 0;
+  set_device(gpus > 0 ? "cuda:" + std::to_string(cluster.local_rank % gpus) : g.device);
   nlohmann::json summary = body();
   if (g.json && cluster.rank == 0) std::cout << summary.dump(2) << std::endl;
 }

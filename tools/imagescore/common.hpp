@@ -18,11 +18,14 @@ struct GlobalOptions {
   bool json = false;
   bool quiet = false;
   int threads = 0;  // 0: all cores
+  std::string device = "cpu";
 };
 GlobalOptions& global_options();
 
 // Adds --json, --quiet and --threads to a sub-command.
 void add_global_options(CLI::App& command);
+// Adds --device to a sub-command that runs a model.
+void add_device_option(CLI::App& command);
 
 // Options selecting the images a command works on.
 struct DataOptions {
@@ -35,7 +38,7 @@ void add_data_options(CLI::App& command, DataOptions& data, const std::string& d
 // Opens the selected images; with --split-file and no --part, the part is `default_part`.
 std::unique_ptr<ImageSource> open_selected_data(const DataOptions& data, const std::string& default_part);
 
-// Applies the global options (threads, quiet) and runs `body`, which returns the JSON
+// Applies the global options (threads, quiet, device) and runs `body`, which returns the JSON
 // summary printed with --json.
 void run_command(const std::function<nlohmann::json()>& body);
 
