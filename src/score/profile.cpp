@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "imagescore/dist.hpp"
@@ -47,6 +48,37 @@ constexpr double kFixedScale = double(std::int64_t(1) << kFixedPointBits);
 constexpr double kGridRounder = 1.5 * double(1 << 20);
 // Sums of multiples of 2^-32 are exact in a double below 2^53 * 2^-32 = 2^21.
 constexpr double kPartialLimit = double(1 << 21);
+
+// The largest |x| of n floats as a bit pattern. For floats without their sign the integer
+// order is the numeric order, and infinities and NaNs have the largest patterns, so this
+// vectorises as an integer maximum and still catches non-finite values.
+std::uint32_t largest_magnitude_bits(const float* x, std::size_t n) {
+  std::uint32_t largest = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    std::uint32_t bits;
+    std::memcpy(&bits, x + k, sizeof bits);
+    bits &= 0x7fffffffu;
+    largest = bits > largest ? bits : largest;
+  }
+  return largest;
+}
+
+// partial[k] += x[k] rounded to a multiple of 2^-32. Also compiled for AVX2, chosen at
+// run time where the CPU has it: the same IEEE additions, so the same bits.
+__attribute__((target_clones("avx2", "default"))) void add_rounded(double* __restrict partial,
+                                                                   const float* __restrict x, std::size_t n) {
+  // Adding and subtracting 1.5 * 2^20 rounds x to the nearest multiple of 2^-32.
+  for (std::size_t k = 0; k < n; ++k) partial[k] += (double(x[k]) + kGridRounder) - kGridRounder;
+}
+
+// Moves neurons [begin, end) of a partial sum into the exact sum.
+void fold(std::vector<double>& partial, std::vector<ExactSum>& sum, std::size_t begin, std::size_t end) {
+  // The partial is a multiple of 2^-32 below 2^21 in magnitude: scaled, an exact integer.
+  for (std::size_t k = begin; k < end; ++k) {
+    sum[k] += ExactSum(std::int64_t(partial[k] * kFixedScale));
+    partial[k] = 0.0;
+  }
+}
 
 void finalize_tap(TapProfile& tap, std::uint64_t count, const ProfileOptions& o) {
   const std::size_t n = tap.numel();
@@ -155,13 +187,7 @@ void ProfileBuilder::flush(std::size_t profile, std::size_t tap) {
   auto& partial = partial_[profile][tap];
   if (partial.empty()) return;
   auto& sum = set_.profiles[profile].taps[tap].sum;
-  parallel_for(sum.size(), 1 << 14, [&](std::size_t begin, std::size_t end) {
-    for (std::size_t k = begin; k < end; ++k) {
-      // The partial is a multiple of 2^-32 below 2^21 in magnitude: scaled, an exact integer.
-      sum[k] += ExactSum(std::int64_t(partial[k] * kFixedScale));
-      partial[k] = 0.0;
-    }
-  });
+  parallel_for(sum.size(), 1 << 14, [&](std::size_t begin, std::size_t end) { fold(partial, sum, begin, end); });
   partial_bound_[profile][tap] = 0.0;
 }
 
@@ -180,6 +206,9 @@ void ProfileBuilder::add(const ForwardOutput& out, const std::vector<std::int64_
     members[cls].push_back(i);
   }
   for (std::size_t c = 0; c < members.size(); ++c) set_.profiles[c].count += members[c].size();
+  std::uint32_t limit_bits;
+  const float limit = float(kMaxActivation);
+  std::memcpy(&limit_bits, &limit, sizeof limit_bits);
   for (std::size_t l = 0; l < taps; ++l) {
     const std::size_t n = set_.profiles.front().taps[l].numel();
     const float* data = out.taps[l].data;
@@ -187,39 +216,46 @@ void ProfileBuilder::add(const ForwardOutput& out, const std::vector<std::int64_
     std::vector<double> largest(out.batch, 0.0);
     parallel_for(out.batch, 1, [&](std::size_t begin, std::size_t end) {
       for (std::size_t i = begin; i < end; ++i) {
-        float m = 0.f;
-        bool bad = false;
-        for (std::size_t k = 0; k < n; ++k) {
-          const float a = std::fabs(data[i * n + k]);
-          m = a > m ? a : m;
-          bad |= !(a < float(kMaxActivation));
-        }
-        if (bad) fail("tap " + set_.profiles.front().taps[l].name, "an activation is not finite or too large (|x| >= 2^19)");
-        largest[i] = m;
+        const std::uint32_t bits = largest_magnitude_bits(data + i * n, n);
+        if (bits >= limit_bits)
+          fail("tap " + set_.profiles.front().taps[l].name, "an activation is not finite or too large (|x| >= 2^19)");
+        float value;
+        std::memcpy(&value, &bits, sizeof value);
+        largest[i] = value;
       }
     });
+    // Runs of a class's images whose partial sums stay exact (a double holds sums of
+    // multiples of 2^-32 exactly while their magnitude stays below 2^21), and whether the
+    // partial sum must be folded into the exact sum before the run.
+    struct Run {
+      std::size_t cls, first, last;
+      bool fold_before;
+    };
+    std::vector<Run> runs;
     for (std::size_t c = 0; c < members.size(); ++c) {
       if (members[c].empty()) continue;
-      auto& partial = partial_[c][l];
-      if (partial.empty()) partial.assign(n, 0.0);
-      // Runs of images whose partial sums stay exact: a double holds sums of multiples of
-      // 2^-32 exactly while their magnitude stays below 2^21.
-      std::size_t first = 0;
-      while (first < members[c].size()) {
-        if (partial_bound_[c][l] + largest[members[c][first]] >= kPartialLimit) flush(c, l);
+      if (partial_[c][l].empty()) partial_[c][l].assign(n, 0.0);
+      double& bound = partial_bound_[c][l];
+      for (std::size_t first = 0; first < members[c].size();) {
+        const bool fold_before = bound + largest[members[c][first]] >= kPartialLimit;
+        if (fold_before) bound = 0.0;
         std::size_t last = first;
-        while (last < members[c].size() && partial_bound_[c][l] + largest[members[c][last]] < kPartialLimit)
-          partial_bound_[c][l] += largest[members[c][last++]];
-        parallel_for(n, 1 << 12, [&](std::size_t begin, std::size_t end) {
-          for (std::size_t j = first; j < last; ++j) {
-            const float* x = data + members[c][j] * n;
-            // Adding and subtracting 1.5 * 2^20 rounds x to the nearest multiple of 2^-32.
-            for (std::size_t k = begin; k < end; ++k) partial[k] += (double(x[k]) + kGridRounder) - kGridRounder;
-          }
-        });
+        while (last < members[c].size() && bound + largest[members[c][last]] < kPartialLimit)
+          bound += largest[members[c][last++]];
+        runs.push_back({c, first, last, fold_before});
         first = last;
       }
     }
+    // One parallel pass over the neurons: each chunk of partial sums stays in cache while
+    // every image adds into it.
+    parallel_for(n, 1 << 12, [&](std::size_t begin, std::size_t end) {
+      for (const Run& run : runs) {
+        auto& partial = partial_[run.cls][l];
+        if (run.fold_before) fold(partial, set_.profiles[run.cls].taps[l].sum, begin, end);
+        for (std::size_t j = run.first; j < run.last; ++j)
+          add_rounded(partial.data() + begin, data + members[run.cls][j] * n + begin, end - begin);
+      }
+    });
   }
 }
 
