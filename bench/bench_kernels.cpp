@@ -60,7 +60,7 @@ struct SyntheticTap {
       }
     for (std::size_t i = 0; i < kImages; ++i) labels.push_back(std::int64_t(i % kClasses));
     out.batch = kImages;
-    out.taps = {{values.data(), n}};
+    out.taps = {TapView::contiguous(values.data(), kImages, n)};
   }
 };
 

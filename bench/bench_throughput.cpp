@@ -299,7 +299,7 @@ int run(const Args& args) {
           {"ProfileBuilder::add alone", batch.size(), [&] { builder.add(out, batch.labels); }},
           {"ImageScorer::score alone", batch.size(), [&] {
              for (std::size_t i = 0; i < out.batch; ++i) {
-               for (std::size_t l = 0; l < ptrs.size(); ++l) ptrs[l] = out.taps[l].data + i * out.taps[l].numel;
+               for (std::size_t l = 0; l < ptrs.size(); ++l) ptrs[l] = out.taps[l].row(i);
                sink += scorer.score(std::size_t(batch.labels[i]), ptrs, nullptr);
              }
            }},

@@ -88,7 +88,7 @@ class PixelModel : public Model {
         for (auto& v : values) v = -v;
       if (id == 2) values.assign(out.logits.begin(), out.logits.end());  // not a softmax: enough for tests
       store->push_back(std::move(values));
-      out.taps.push_back({store->back().data(), taps_[id].numel()});
+      out.taps.push_back(TapView::contiguous(store->back().data(), out.batch, taps_[id].numel()));
     }
     out.storage = store;
     return out;

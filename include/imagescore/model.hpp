@@ -32,10 +32,25 @@ struct ModelMeta {
   std::size_t num_classes() const { return class_names.size(); }
 };
 
-// A view of one tap's activations for a batch: `batch` rows of `numel` floats.
+// A view of one tap's activations for a batch: `numel` floats per image, in blocks of
+// `block_rows` consecutive images (the model's evaluation chunks, left where they were
+// computed rather than copied into one array).
 struct TapView {
-  const float* data = nullptr;
+  std::vector<const float*> blocks;
+  std::size_t block_rows = 0;
   std::size_t numel = 0;
+  const float* row(std::size_t i) const { return blocks[i / block_rows] + (i % block_rows) * numel; }
+  // Images [0, count) in one array.
+  std::vector<float> gather(std::size_t count) const {
+    std::vector<float> values;
+    values.reserve(count * numel);
+    for (std::size_t i = 0; i < count; ++i) values.insert(values.end(), row(i), row(i) + numel);
+    return values;
+  }
+  // A view of `rows` consecutive images stored in one array.
+  static TapView contiguous(const float* data, std::size_t rows, std::size_t numel) {
+    return {{data}, rows > 0 ? rows : 1, numel};
+  }
 };
 
 struct ForwardOutput {

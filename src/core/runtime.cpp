@@ -103,6 +103,17 @@ torch::Tensor to_host(const torch::Tensor& tensor) {
   return tensor.contiguous().to(torch::kCPU);
 }
 
+torch::Tensor to_host_async(const torch::Tensor& tensor) {
+  if (tensor.device().is_cpu()) return tensor.contiguous();
+  auto host = torch::empty(tensor.sizes(), tensor.options().device(torch::kCPU).pinned_memory(true));
+  host.copy_(tensor, /*non_blocking=*/true);
+  return host;
+}
+
+void wait_for(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
 }  // namespace detail
 
 }  // namespace imagescore

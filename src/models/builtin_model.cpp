@@ -161,7 +161,13 @@ ForwardOutput forward_in_chunks(const Batch& batch, const torch::Device& device,
   const int64_t chunk_size = eval_chunk(device);
   auto input = to_device(batch_tensor(batch), device);
   std::vector<torch::Tensor> logit_chunks;
-  std::map<std::size_t, std::vector<torch::Tensor>> tap_chunks;
+  // Each tap's chunks stay separate blocks on the host: joining them would copy every
+  // activation once more.
+  struct Storage {
+    std::map<std::size_t, std::vector<torch::Tensor>> taps;
+    std::vector<float> softmax;
+  };
+  auto keep = std::make_shared<Storage>();
   for (int64_t start = 0; start < rows; start += chunk_size) {
     auto chunk = input.slice(0, start, std::min(rows, start + chunk_size));
     if (chunk.size(0) < chunk_size)
@@ -169,23 +175,22 @@ ForwardOutput forward_in_chunks(const Batch& batch, const torch::Device& device,
                                               input.options())});
     auto out = run_chunk(chunk);
     logit_chunks.push_back(out.logits);
-    for (auto& [id, value] : out.taps) tap_chunks[id].push_back(value);
+    for (auto& [id, value] : out.taps) keep->taps[id].push_back(to_host_async(value.to(torch::kFloat32)));
   }
   auto logits = to_host(torch::cat(logit_chunks).slice(0, 0, rows).to(torch::kFloat32));
+  wait_for(device);
   ForwardOutput out;
   out.batch = std::size_t(rows);
   out.num_classes = std::size_t(logits.size(1));
   out.logits.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
-  struct Storage {
-    std::vector<torch::Tensor> tensors;
-    std::vector<float> softmax;
-  };
-  auto keep = std::make_shared<Storage>();
   const std::size_t k = out.num_classes;
   for (auto id : tap_ids) {
     if (id + 1 < taps.size()) {
-      keep->tensors.push_back(to_host(torch::cat(tap_chunks.at(id)).slice(0, 0, rows).to(torch::kFloat32)));
-      out.taps.push_back({keep->tensors.back().data_ptr<float>(), taps[id].numel()});
+      TapView view;
+      view.block_rows = std::size_t(chunk_size);
+      view.numel = taps[id].numel();
+      for (const auto& block : keep->taps.at(id)) view.blocks.push_back(block.data_ptr<float>());
+      out.taps.push_back(std::move(view));
       continue;
     }
     keep->softmax.resize(out.batch * k);
@@ -196,7 +201,7 @@ ForwardOutput forward_in_chunks(const Batch& batch, const torch::Device& device,
       for (std::size_t c = 0; c < k; ++c) total += std::exp(double(z[c]) - top);
       for (std::size_t c = 0; c < k; ++c) keep->softmax[i * k + c] = float(std::exp(double(z[c]) - top) / total);
     }
-    out.taps.push_back({keep->softmax.data(), k});
+    out.taps.push_back(TapView::contiguous(keep->softmax.data(), out.batch, k));
   }
   out.storage = keep;
   return out;

@@ -303,12 +303,13 @@ json feature_maps(const std::string& model_path, const ImageSource& source, cons
   const auto channels = std::size_t(tap.shape[0]);
   const ImageShape map_shape{1, int(tap.shape[1]), int(tap.shape[2])};
   const std::size_t plane = map_shape.pixels();
-  const auto [low, high] = std::minmax_element(view.data, view.data + view.numel);
+  const float* image = view.row(0);
+  const auto [low, high] = std::minmax_element(image, image + view.numel);
   const float range = *high > *low ? *high - *low : 1.0f;
   json maps = json::array();
   std::vector<std::uint8_t> grey(plane);
   for (std::size_t c = 0; c < std::min(channels, kMaxFeatureMaps); ++c) {
-    const float* map = view.data + c * plane;
+    const float* map = image + c * plane;
     for (std::size_t p = 0; p < plane; ++p) grey[p] = std::uint8_t(std::lround(255.0f * (map[p] - *low) / range));
     maps.push_back({{"channel", c},
                     {"max", *std::max_element(map, map + plane)},

@@ -211,12 +211,12 @@ void ProfileBuilder::add(const ForwardOutput& out, const std::vector<std::int64_
   std::memcpy(&limit_bits, &limit, sizeof limit_bits);
   for (std::size_t l = 0; l < taps; ++l) {
     const std::size_t n = set_.profiles.front().taps[l].numel();
-    const float* data = out.taps[l].data;
+    const TapView& tap = out.taps[l];
     // Largest |x| of each image; also rejects values that are not finite or too large.
     std::vector<double> largest(out.batch, 0.0);
     parallel_for(out.batch, 1, [&](std::size_t begin, std::size_t end) {
       for (std::size_t i = begin; i < end; ++i) {
-        const std::uint32_t bits = largest_magnitude_bits(data + i * n, n);
+        const std::uint32_t bits = largest_magnitude_bits(tap.row(i), n);
         if (bits >= limit_bits)
           fail("tap " + set_.profiles.front().taps[l].name, "an activation is not finite or too large (|x| >= 2^19)");
         float value;
@@ -253,7 +253,7 @@ void ProfileBuilder::add(const ForwardOutput& out, const std::vector<std::int64_
         auto& partial = partial_[run.cls][l];
         if (run.fold_before) fold(partial, set_.profiles[run.cls].taps[l].sum, begin, end);
         for (std::size_t j = run.first; j < run.last; ++j)
-          add_rounded(partial.data() + begin, data + members[run.cls][j] * n + begin, end - begin);
+          add_rounded(partial.data() + begin, tap.row(members[run.cls][j]) + begin, end - begin);
       }
     });
   }

@@ -160,7 +160,7 @@ std::size_t score_images(Model& model, const ProfileSet& profiles, const ImageSo
             fail(row.path, "has no usable label for --by label");
           profile = std::size_t(row.label);
         }
-        for (std::size_t l = 0; l < tap_ids.size(); ++l) tap_ptrs[l] = out.taps[l].data + i * out.taps[l].numel;
+        for (std::size_t l = 0; l < tap_ids.size(); ++l) tap_ptrs[l] = out.taps[l].row(i);
         double image_score = scorer.score(profile, tap_ptrs, options.per_tap ? &terms : nullptr);
         row.values = {image_score, b.msp, b.margin, b.neg_entropy, b.energy, b.max_logit};
         if (options.per_tap) row.values.insert(row.values.end(), terms.begin(), terms.end());
