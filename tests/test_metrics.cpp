@@ -210,5 +210,33 @@ TEST(Metrics, MatchBruteForceOnRandomDataWithTies) {
   }
 }
 
+TEST(Metrics, StreamingAurocEqualsAurocWhateverTheRunSize) {
+  // Runs of 1, 7 and 64 pairs spill to temporary files and merge; 1 << 18 stays in memory.
+  std::mt19937_64 rng(77);
+  for (int trial = 0; trial < 60; ++trial) {
+    const std::size_t n = 1 + rng() % 300;
+    const int levels = 1 + int(rng() % 20);
+    std::vector<double> score(n);
+    std::vector<bool> correct(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      score[i] = double(rng() % std::uint64_t(levels)) / 8 - 1.0;
+      correct[i] = rng() % 3 != 0;
+    }
+    const double expected = auroc(score, correct);
+    for (std::size_t run_size : {std::size_t(1), std::size_t(7), std::size_t(64), std::size_t(1) << 18}) {
+      StreamingAuroc streaming(run_size);
+      for (std::size_t i = 0; i < n; ++i) streaming.add(score[i], correct[i]);
+      const double actual = streaming.finish();
+      if (std::isnan(expected)) {
+        EXPECT_TRUE(std::isnan(actual));
+      } else {
+        EXPECT_EQ(actual, expected) << "trial " << trial << ", run size " << run_size;
+      }
+    }
+  }
+  StreamingAuroc bad;
+  EXPECT_ERROR_CONTAINS(bad.add(std::nan(""), true), "auroc: score of image 0 is not finite");
+}
+
 }  // namespace
 }  // namespace imagescore

@@ -3,6 +3,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdio>
+#include <memory>
+#include <utility>
 #include <vector>
 
 namespace imagescore {
@@ -10,6 +13,28 @@ namespace imagescore {
 // P(score of a correct prediction > score of a wrong one), ties counting one half.
 // NaN when either group is empty.
 double auroc(const std::vector<double>& score, const std::vector<bool>& correct);
+
+// auroc() of a stream of (score, correct) pairs in bounded memory: pairs are sorted in runs
+// of `run_size`, which go to one anonymous temporary file once there is more than one,
+// and finish() merges them. The value equals auroc() of the same pairs exactly (its rank sums
+// are sums of half-integers, exact in a double below 2^52).
+class StreamingAuroc {
+ public:
+  explicit StreamingAuroc(std::size_t run_size = std::size_t(1) << 18);
+  ~StreamingAuroc();
+  StreamingAuroc(StreamingAuroc&&) noexcept;
+  StreamingAuroc& operator=(StreamingAuroc&&) noexcept;
+  void add(double score, bool correct);  // fails on a non-finite score
+  double finish();                       // NaN when either group is empty
+
+ private:
+  void spill();
+  std::size_t run_size_;
+  std::vector<std::pair<double, bool>> run_;
+  struct Spill;
+  std::unique_ptr<Spill> spill_;
+  std::size_t count_ = 0;
+};
 
 // Average precision of detecting errors when ranking by ascending score (errors are the
 // positive class). NaN when there is no error.

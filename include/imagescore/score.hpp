@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "imagescore/metrics.hpp"
 #include "imagescore/profile.hpp"
 #include "imagescore/scores_table.hpp"
 
@@ -69,7 +70,19 @@ struct ScoreSummary {
 std::size_t score_images(Model& model, const ProfileSet& profiles, const ImageSource& source,
                          const ScoreRunOptions& options, const std::function<void(const ScoreRow&)>& sink);
 
-// Counts, accuracy and (when every row has a label) the AUROC of each score column.
+// Counts, accuracy and (when every row has a label) the AUROC of each score column, from
+// rows as they stream past, in bounded memory (StreamingAuroc).
+class ScoreSummarizer {
+ public:
+  ScoreSummarizer();
+  void add(const ScoreRow& row);
+  ScoreSummary finish();
+
+ private:
+  ScoreSummary summary_;
+  std::vector<StreamingAuroc> auroc_;  // one per score column
+};
+// The same for a table in memory.
 ScoreSummary summarize_scores(const ScoreTable& table);
 
 // Names of the value columns a run writes: score_columns() plus "tap:<name>" with per_tap.

@@ -176,19 +176,28 @@ std::size_t score_images(Model& model, const ProfileSet& profiles, const ImageSo
   return images;
 }
 
+ScoreSummarizer::ScoreSummarizer() : auroc_(score_columns().size()) {}
+
+void ScoreSummarizer::add(const ScoreRow& row) {
+  ++summary_.images;
+  if (row.label < 0) return;
+  ++summary_.labelled;
+  const bool correct = row.label == row.pred;
+  summary_.correct += correct;
+  for (std::size_t c = 0; c < auroc_.size(); ++c) auroc_[c].add(row.values.at(c), correct);
+}
+
+ScoreSummary ScoreSummarizer::finish() {
+  // The AUROC is defined only where every image has a label.
+  if (summary_.labelled > 0 && summary_.labelled == summary_.images)
+    for (std::size_t c = 0; c < auroc_.size(); ++c) summary_.auroc[score_columns()[c]] = auroc_[c].finish();
+  return summary_;
+}
+
 ScoreSummary summarize_scores(const ScoreTable& table) {
-  ScoreSummary summary;
-  std::vector<bool> correct;
-  for (const auto& row : table.rows) {
-    ++summary.images;
-    if (row.label < 0) continue;
-    ++summary.labelled;
-    correct.push_back(row.label == row.pred);
-    summary.correct += row.label == row.pred;
-  }
-  if (summary.labelled > 0 && summary.labelled == summary.images)
-    for (const auto& column : score_columns()) summary.auroc[column] = auroc(table.values(column), correct);
-  return summary;
+  ScoreSummarizer summarizer;
+  for (const auto& row : table.rows) summarizer.add(row);
+  return summarizer.finish();
 }
 
 }  // namespace imagescore

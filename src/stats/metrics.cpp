@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <limits>
 #include <numeric>
 #include <string>
+#include <tuple>
 
 #include "imagescore/error.hpp"
 #include "imagescore/select.hpp"
@@ -67,6 +70,121 @@ double auroc(const std::vector<double>& score, const std::vector<bool>& correct)
       if (correct[order[k]]) rank_sum += average_rank;
     }
   });
+  return (rank_sum - n_correct * (n_correct + 1) / 2) / (n_correct * n_wrong);
+}
+
+// Sorted runs in one anonymous temporary file (removed when closed), each read back in
+// buffered pieces during the merge.
+struct StreamingAuroc::Spill {
+  struct Record {
+    double score;
+    std::uint64_t correct;
+  };
+  struct Cursor {
+    std::size_t offset = 0, remaining = 0;  // in records
+    std::vector<Record> buffer;
+    std::size_t next = 0;
+  };
+  std::FILE* file = std::tmpfile();
+  std::size_t written = 0;
+  std::vector<Cursor> runs;
+  Spill() {
+    if (!file) fail("auroc", "cannot create a temporary file");
+  }
+  ~Spill() { std::fclose(file); }
+  void write(const std::vector<std::pair<double, bool>>& run) {
+    std::vector<Record> records;
+    records.reserve(run.size());
+    for (const auto& [score, correct] : run) records.push_back({score, std::uint64_t(correct)});
+    if (std::fwrite(records.data(), sizeof(Record), records.size(), file) != records.size())
+      fail("auroc", "cannot write a temporary file (disk full?)");
+    runs.push_back({written, records.size(), {}, 0});
+    written += records.size();
+  }
+  // The current record of a run, or nullptr at its end.
+  const Record* peek(Cursor& run) {
+    if (run.next == run.buffer.size()) {
+      if (run.remaining == 0) return nullptr;
+      run.buffer.resize(std::min<std::size_t>(run.remaining, 4096));
+      if (std::fseek(file, long(run.offset * sizeof(Record)), SEEK_SET) != 0 ||
+          std::fread(run.buffer.data(), sizeof(Record), run.buffer.size(), file) != run.buffer.size())
+        fail("auroc", "cannot read back a temporary file");
+      run.offset += run.buffer.size();
+      run.remaining -= run.buffer.size();
+      run.next = 0;
+    }
+    return &run.buffer[run.next];
+  }
+};
+
+StreamingAuroc::StreamingAuroc(std::size_t run_size) : run_size_(std::max<std::size_t>(run_size, 1)) {}
+StreamingAuroc::~StreamingAuroc() = default;
+StreamingAuroc::StreamingAuroc(StreamingAuroc&&) noexcept = default;
+StreamingAuroc& StreamingAuroc::operator=(StreamingAuroc&&) noexcept = default;
+
+void StreamingAuroc::add(double score, bool correct) {
+  if (!std::isfinite(score)) fail("auroc", "score of image " + std::to_string(count_) + " is not finite");
+  ++count_;
+  run_.emplace_back(score, correct);
+  if (run_.size() == run_size_) spill();
+}
+
+void StreamingAuroc::spill() {
+  std::sort(run_.begin(), run_.end());
+  if (!spill_) spill_ = std::make_unique<Spill>();
+  spill_->write(run_);
+  run_.clear();
+}
+
+double StreamingAuroc::finish() {
+  if (spill_ && !run_.empty()) spill();
+  std::sort(run_.begin(), run_.end());
+  if (spill_ && std::fflush(spill_->file) != 0) fail("auroc", "cannot write a temporary file (disk full?)");
+  // Merges the sorted runs (or walks the one run in memory), handing out blocks of equal
+  // scores: the same rank sum as auroc().
+  std::size_t in_memory = 0;
+  auto next_smallest = [&](double& score, bool& correct) {
+    if (!spill_) {
+      if (in_memory == run_.size()) return false;
+      std::tie(score, correct) = run_[in_memory++];
+      return true;
+    }
+    Spill::Cursor* best = nullptr;
+    const Spill::Record* best_record = nullptr;
+    for (auto& run : spill_->runs) {
+      const auto* record = spill_->peek(run);
+      if (record && (!best_record || record->score < best_record->score)) {
+        best = &run;
+        best_record = record;
+      }
+    }
+    if (!best) return false;
+    score = best_record->score;
+    correct = best_record->correct != 0;
+    ++best->next;
+    return true;
+  };
+  double n_correct = 0, rank_sum = 0;
+  std::size_t position = 0;
+  double score = 0;
+  bool correct = false;
+  bool more = next_smallest(score, correct);
+  while (more) {
+    const double block_score = score;
+    const std::size_t begin = position;
+    std::size_t block_correct = 0;
+    while (more && score == block_score) {
+      block_correct += correct;
+      ++position;
+      more = next_smallest(score, correct);
+    }
+    rank_sum += double(block_correct) * (double(begin + 1 + position) / 2.0);
+    n_correct += double(block_correct);
+  }
+  spill_.reset();
+  run_.clear();
+  const double n_wrong = double(position) - n_correct;
+  if (n_correct == 0 || n_wrong == 0) return kNaN;
   return (rank_sum - n_correct * (n_correct + 1) / 2) / (n_correct * n_wrong);
 }
 
