@@ -211,7 +211,7 @@ TEST(Metrics, MatchBruteForceOnRandomDataWithTies) {
 }
 
 TEST(Metrics, StreamingAurocEqualsAurocWhateverTheRunSize) {
-  // Runs of 1, 7 and 64 pairs spill to temporary files and merge; 1 << 18 stays in memory.
+  // Runs of 1, 7 and 64 pairs spill to a temporary file and merge; 1 << 16 stays in memory.
   std::mt19937_64 rng(77);
   for (int trial = 0; trial < 60; ++trial) {
     const std::size_t n = 1 + rng() % 300;
@@ -223,7 +223,7 @@ TEST(Metrics, StreamingAurocEqualsAurocWhateverTheRunSize) {
       correct[i] = rng() % 3 != 0;
     }
     const double expected = auroc(score, correct);
-    for (std::size_t run_size : {std::size_t(1), std::size_t(7), std::size_t(64), std::size_t(1) << 18}) {
+    for (std::size_t run_size : {std::size_t(1), std::size_t(7), std::size_t(64), std::size_t(1) << 16}) {
       StreamingAuroc streaming(run_size);
       for (std::size_t i = 0; i < n; ++i) streaming.add(score[i], correct[i]);
       const double actual = streaming.finish();

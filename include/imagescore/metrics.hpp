@@ -20,7 +20,7 @@ double auroc(const std::vector<double>& score, const std::vector<bool>& correct)
 // are sums of half-integers, exact in a double below 2^52).
 class StreamingAuroc {
  public:
-  explicit StreamingAuroc(std::size_t run_size = std::size_t(1) << 18);
+  explicit StreamingAuroc(std::size_t run_size = std::size_t(1) << 16);
   ~StreamingAuroc();
   StreamingAuroc(StreamingAuroc&&) noexcept;
   StreamingAuroc& operator=(StreamingAuroc&&) noexcept;

@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <queue>
 #include <string>
 #include <tuple>
 
@@ -105,7 +106,7 @@ struct StreamingAuroc::Spill {
   const Record* peek(Cursor& run) {
     if (run.next == run.buffer.size()) {
       if (run.remaining == 0) return nullptr;
-      run.buffer.resize(std::min<std::size_t>(run.remaining, 4096));
+      run.buffer.resize(std::min<std::size_t>(run.remaining, 512));
       if (std::fseek(file, long(run.offset * sizeof(Record)), SEEK_SET) != 0 ||
           std::fread(run.buffer.data(), sizeof(Record), run.buffer.size(), file) != run.buffer.size())
         fail("auroc", "cannot read back a temporary file");
@@ -140,28 +141,28 @@ double StreamingAuroc::finish() {
   if (spill_ && !run_.empty()) spill();
   std::sort(run_.begin(), run_.end());
   if (spill_ && std::fflush(spill_->file) != 0) fail("auroc", "cannot write a temporary file (disk full?)");
-  // Merges the sorted runs (or walks the one run in memory), handing out blocks of equal
-  // scores: the same rank sum as auroc().
+  // Merges the sorted runs through a min-heap of their current records (or walks the one
+  // run in memory), handing out blocks of equal scores: the same rank sum as auroc().
   std::size_t in_memory = 0;
+  using Head = std::pair<double, std::size_t>;  // a run's current score, the run
+  std::priority_queue<Head, std::vector<Head>, std::greater<Head>> heads;
+  if (spill_)
+    for (std::size_t r = 0; r < spill_->runs.size(); ++r)
+      if (const auto* record = spill_->peek(spill_->runs[r])) heads.emplace(record->score, r);
   auto next_smallest = [&](double& score, bool& correct) {
     if (!spill_) {
       if (in_memory == run_.size()) return false;
       std::tie(score, correct) = run_[in_memory++];
       return true;
     }
-    Spill::Cursor* best = nullptr;
-    const Spill::Record* best_record = nullptr;
-    for (auto& run : spill_->runs) {
-      const auto* record = spill_->peek(run);
-      if (record && (!best_record || record->score < best_record->score)) {
-        best = &run;
-        best_record = record;
-      }
-    }
-    if (!best) return false;
-    score = best_record->score;
-    correct = best_record->correct != 0;
-    ++best->next;
+    if (heads.empty()) return false;
+    auto& run = spill_->runs[heads.top().second];
+    heads.pop();
+    const auto* record = spill_->peek(run);
+    score = record->score;
+    correct = record->correct != 0;
+    ++run.next;
+    if (const auto* following = spill_->peek(run)) heads.emplace(following->score, std::size_t(&run - spill_->runs.data()));
     return true;
   };
   double n_correct = 0, rank_sum = 0;
