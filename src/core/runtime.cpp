@@ -52,16 +52,13 @@ int cuda_device_count() { return at::hasCUDA() ? int(torch::cuda::device_count()
 namespace detail {
 
 torch::Device torch_device(const std::string& device) {
-  const bool cuda = device == "cuda" || device.rfind("cuda:", 0) == 0;
+  const std::string index_digits = device.rfind("cuda:", 0) == 0 ? device.substr(5) : "";
+  const bool indexed = !index_digits.empty() && index_digits.size() <= 4 &&
+                       index_digits.find_first_not_of("0123456789") == std::string::npos;
+  const bool cuda = device == "cuda" || indexed;
   if (device != "cpu" && !cuda) fail("--device", "unknown device '" + device + "' (expected cpu, cuda or cuda:N)");
   if (cuda) {
-    int index = 0;
-    if (device != "cuda") {
-      const std::string digits = device.substr(5);
-      if (digits.empty() || digits.size() > 4 || digits.find_first_not_of("0123456789") != std::string::npos)
-        fail("--device", "unknown device '" + device + "' (expected cpu, cuda or cuda:N)");
-      index = std::stoi(digits);
-    }
+    const int index = indexed ? std::stoi(index_digits) : 0;
     if (!at::hasCUDA())
       fail("--device " + device, "this imagescore is built on a LibTorch without CUDA (docs/gpu.md: build against a CUDA LibTorch)");
     const int count = cuda_device_count();
@@ -80,27 +77,11 @@ torch::Device torch_device(const std::string& device) {
   return torch::Device(device);
 }
 
-}  // namespace detail
-
-void set_device(const std::string& device) {
-  detail::torch_device(device);
-  g_device = device;
-}
-
-const std::string& current_device() { return g_device; }
-
-namespace detail {
-
 torch::Tensor to_device(const torch::Tensor& host, const torch::Device& device) {
   if (device.is_cpu()) return host;
   // From page-locked memory the copy is asynchronous: the GPU fetches the batch while
   // the CPU goes on.
   return host.pin_memory().to(device, /*non_blocking=*/true);
-}
-
-torch::Tensor to_host(const torch::Tensor& tensor) {
-  if (tensor.device().is_cpu()) return tensor.contiguous();
-  return tensor.contiguous().to(torch::kCPU);
 }
 
 torch::Tensor to_host_async(const torch::Tensor& tensor) {
@@ -115,5 +96,12 @@ void wait_for(const torch::Device& device) {
 }
 
 }  // namespace detail
+
+void set_device(const std::string& device) {
+  detail::torch_device(device);
+  g_device = device;
+}
+
+const std::string& current_device() { return g_device; }
 
 }  // namespace imagescore

@@ -177,7 +177,7 @@ ForwardOutput forward_in_chunks(const Batch& batch, const torch::Device& device,
     logit_chunks.push_back(out.logits);
     for (auto& [id, value] : out.taps) keep->taps[id].push_back(to_host_async(value.to(torch::kFloat32)));
   }
-  auto logits = to_host(torch::cat(logit_chunks).slice(0, 0, rows).to(torch::kFloat32));
+  auto logits = to_host_async(torch::cat(logit_chunks).slice(0, 0, rows).to(torch::kFloat32));
   wait_for(device);
   ForwardOutput out;
   out.batch = std::size_t(rows);
