@@ -185,19 +185,22 @@ TEST(ImageScore, MatchesBruteForceOnRandomActivations) {
 }
 
 TEST(ImageScore, ProfileSumsStayExactWithLargeActivations) {
-  // Values near the 2^19 limit force the double partial sums to be folded into the exact
-  // sums several times within one batch; the result must equal exact integer arithmetic.
+  // Values just below the 2^19 limit bring the 64-bit partial sums near overflow before
+  // they are folded (every 4096 images of a class), several times within one batch; the
+  // result must equal exact integer arithmetic.
   const ImageShape shape{1, 3, 5};
   PixelModel model(shape, {"a", "b"});
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(-500000.f, 500000.f);
+  const float largest = std::nextafter(524288.f, 0.f);  // the largest float below 2^19
   std::vector<std::vector<float>> images;
   std::vector<std::int64_t> labels;
-  for (int i = 0; i < 40; ++i) {
+  for (int i = 0; i < 9000; ++i) {
     std::vector<float> x(shape.pixels());
-    for (auto& v : x) v = i % 7 == 0 ? u(rng) * 1e-9f : u(rng);  // some tiny values too
+    // Class 0 (6000 images) at the largest value; class 1 random, some tiny.
+    for (auto& v : x) v = i % 3 != 0 ? largest : i % 7 == 0 ? u(rng) * 1e-9f : u(rng);
     images.push_back(x);
-    labels.push_back(i % 2);
+    labels.push_back(i % 3 != 0 ? 0 : 1);
   }
   ProfileBuilder builder(model, resolve_taps(model, {"x"}), {});
   auto batch = batch_of(shape, images, labels);
@@ -206,14 +209,18 @@ TEST(ImageScore, ProfileSumsStayExactWithLargeActivations) {
   for (std::size_t c = 0; c < 2; ++c)
     for (std::size_t k = 0; k < shape.pixels(); ++k) {
       ExactSum expected = 0;
-      for (std::size_t i = c; i < images.size(); i += 2)
-        expected += ExactSum(std::int64_t(std::nearbyint(double(images[i][k]) * 4294967296.0)));
+      for (std::size_t i = 0; i < images.size(); ++i)
+        if (std::size_t(labels[i]) == c) expected += ExactSum(std::int64_t(std::nearbyint(double(images[i][k]) * 4294967296.0)));
       EXPECT_TRUE(set.profiles[c].taps[0].sum[k] == expected) << c << "," << k;
     }
   // Beyond the limit: refused, never silently wrong.
   ProfileBuilder refuses(model, resolve_taps(model, {"x"}), {});
   auto huge = batch_of(shape, {std::vector<float>(shape.pixels(), 600000.f)}, {0});
   EXPECT_ERROR_CONTAINS(refuses.add(model.forward(huge, resolve_taps(model, {"x"})), huge.labels),
+                        "tap x: an activation is not finite or too large");
+  ProfileBuilder refuses_nan(model, resolve_taps(model, {"x"}), {});
+  auto nan = batch_of(shape, {std::vector<float>(shape.pixels(), std::nanf(""))}, {0});
+  EXPECT_ERROR_CONTAINS(refuses_nan.add(model.forward(nan, resolve_taps(model, {"x"})), nan.labels),
                         "tap x: an activation is not finite or too large");
 }
 

@@ -87,10 +87,10 @@ class ProfileBuilder {
  private:
   void flush(std::size_t profile, std::size_t tap);
   ProfileSet set_;
-  // Per profile and tap: a double partial sum of grid values (exact while its bound stays
-  // below 2^21), folded into the 128-bit sum before it could round.
-  std::vector<std::vector<std::vector<double>>> partial_;
-  std::vector<std::vector<double>> partial_bound_;
+  // Per profile and tap: a 64-bit partial sum in 2^-32 units (each value is below 2^51
+  // of them, so 4096 images cannot overflow it), folded into the 128-bit sum in time.
+  std::vector<std::vector<std::vector<std::int64_t>>> partial_;
+  std::vector<std::vector<std::size_t>> partial_images_;
 };
 
 // Builds profiles with one streamed forward pass over `source` (labelled unless global).

@@ -1,6 +1,7 @@
 #include "imagescore/profile.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -44,17 +45,28 @@ void ProfileOptions::validate() const {
 namespace {
 
 constexpr double kFixedScale = double(std::int64_t(1) << kFixedPointBits);
-// (x + 1.5 * 2^20) - 1.5 * 2^20 is x rounded to a multiple of 2^-32 when |x| < 2^19.
-constexpr double kGridRounder = 1.5 * double(1 << 20);
-// Sums of multiples of 2^-32 are exact in a double below 2^53 * 2^-32 = 2^21.
-constexpr double kPartialLimit = double(1 << 21);
+// Adding 1.5 * 2^52 to x * 2^32 (exact) rounds it to the nearest integer, half to even,
+// and leaves that integer in the low bits of the double when |x| < 2^19. This is the
+// 2^-32 grid rounding, done without a double-to-int64 conversion, which AVX2 lacks.
+constexpr double kIntegerRounder = 1.5 * 4503599627370496.0;
+// Images a 64-bit partial sum takes before it must be folded: each adds below 2^51.
+constexpr std::size_t kPartialImages = 4096;
 
-// The largest |x| of n floats as a bit pattern. For floats without their sign the integer
-// order is the numeric order, and infinities and NaNs have the largest patterns, so this
-// vectorises as an integer maximum and still catches non-finite values.
-std::uint32_t largest_magnitude_bits(const float* x, std::size_t n) {
+// partial[k] += x[k] in 2^-32 units. Returns the largest |x| as a bit pattern: with the
+// sign cleared, the integer order of floats is their numeric order, and infinities and
+// NaNs have the largest patterns, so the caller can reject values this did not add
+// correctly. Also compiled for AVX2, chosen at run time where the CPU has it: the same
+// IEEE operations, so the same bits.
+__attribute__((target_clones("avx2", "default"))) std::uint32_t add_grid_units(
+    std::int64_t* __restrict partial, const float* __restrict x, std::size_t n) {
+  std::int64_t offset;
+  std::memcpy(&offset, &kIntegerRounder, sizeof offset);
   std::uint32_t largest = 0;
   for (std::size_t k = 0; k < n; ++k) {
+    const double shifted = double(x[k]) * kFixedScale + kIntegerRounder;
+    std::int64_t units;
+    std::memcpy(&units, &shifted, sizeof units);
+    partial[k] += units - offset;
     std::uint32_t bits;
     std::memcpy(&bits, x + k, sizeof bits);
     bits &= 0x7fffffffu;
@@ -63,20 +75,11 @@ std::uint32_t largest_magnitude_bits(const float* x, std::size_t n) {
   return largest;
 }
 
-// partial[k] += x[k] rounded to a multiple of 2^-32. Also compiled for AVX2, chosen at
-// run time where the CPU has it: the same IEEE additions, so the same bits.
-__attribute__((target_clones("avx2", "default"))) void add_rounded(double* __restrict partial,
-                                                                   const float* __restrict x, std::size_t n) {
-  // Adding and subtracting 1.5 * 2^20 rounds x to the nearest multiple of 2^-32.
-  for (std::size_t k = 0; k < n; ++k) partial[k] += (double(x[k]) + kGridRounder) - kGridRounder;
-}
-
 // Moves neurons [begin, end) of a partial sum into the exact sum.
-void fold(std::vector<double>& partial, std::vector<ExactSum>& sum, std::size_t begin, std::size_t end) {
-  // The partial is a multiple of 2^-32 below 2^21 in magnitude: scaled, an exact integer.
+void fold(std::vector<std::int64_t>& partial, std::vector<ExactSum>& sum, std::size_t begin, std::size_t end) {
   for (std::size_t k = begin; k < end; ++k) {
-    sum[k] += ExactSum(std::int64_t(partial[k] * kFixedScale));
-    partial[k] = 0.0;
+    sum[k] += ExactSum(partial[k]);
+    partial[k] = 0;
   }
 }
 
@@ -177,8 +180,8 @@ ProfileBuilder::ProfileBuilder(const Model& model, const std::vector<std::size_t
     }
     set_.profiles.push_back(std::move(p));
   }
-  partial_.assign(set_.profiles.size(), std::vector<std::vector<double>>(tap_ids.size()));
-  partial_bound_.assign(set_.profiles.size(), std::vector<double>(tap_ids.size(), 0.0));
+  partial_.assign(set_.profiles.size(), std::vector<std::vector<std::int64_t>>(tap_ids.size()));
+  partial_images_.assign(set_.profiles.size(), std::vector<std::size_t>(tap_ids.size(), 0));
 }
 
 ProfileBuilder::~ProfileBuilder() = default;
@@ -188,7 +191,7 @@ void ProfileBuilder::flush(std::size_t profile, std::size_t tap) {
   if (partial.empty()) return;
   auto& sum = set_.profiles[profile].taps[tap].sum;
   parallel_for(sum.size(), 1 << 14, [&](std::size_t begin, std::size_t end) { fold(partial, sum, begin, end); });
-  partial_bound_[profile][tap] = 0.0;
+  partial_images_[profile][tap] = 0;
 }
 
 void ProfileBuilder::add(const ForwardOutput& out, const std::vector<std::int64_t>& class_of) {
@@ -212,21 +215,8 @@ void ProfileBuilder::add(const ForwardOutput& out, const std::vector<std::int64_
   for (std::size_t l = 0; l < taps; ++l) {
     const std::size_t n = set_.profiles.front().taps[l].numel();
     const TapView& tap = out.taps[l];
-    // Largest |x| of each image; also rejects values that are not finite or too large.
-    std::vector<double> largest(out.batch, 0.0);
-    parallel_for(out.batch, 1, [&](std::size_t begin, std::size_t end) {
-      for (std::size_t i = begin; i < end; ++i) {
-        const std::uint32_t bits = largest_magnitude_bits(tap.row(i), n);
-        if (bits >= limit_bits)
-          fail("tap " + set_.profiles.front().taps[l].name, "an activation is not finite or too large (|x| >= 2^19)");
-        float value;
-        std::memcpy(&value, &bits, sizeof value);
-        largest[i] = value;
-      }
-    });
-    // Runs of a class's images whose partial sums stay exact (a double holds sums of
-    // multiples of 2^-32 exactly while their magnitude stays below 2^21), and whether the
-    // partial sum must be folded into the exact sum before the run.
+    // Runs of a class's images that its 64-bit partial sum can take, and whether the
+    // partial must be folded into the exact sum before the run.
     struct Run {
       std::size_t cls, first, last;
       bool fold_before;
@@ -234,28 +224,35 @@ void ProfileBuilder::add(const ForwardOutput& out, const std::vector<std::int64_
     std::vector<Run> runs;
     for (std::size_t c = 0; c < members.size(); ++c) {
       if (members[c].empty()) continue;
-      if (partial_[c][l].empty()) partial_[c][l].assign(n, 0.0);
-      double& bound = partial_bound_[c][l];
+      if (partial_[c][l].empty()) partial_[c][l].assign(n, 0);
+      std::size_t& held = partial_images_[c][l];
       for (std::size_t first = 0; first < members[c].size();) {
-        const bool fold_before = bound + largest[members[c][first]] >= kPartialLimit;
-        if (fold_before) bound = 0.0;
-        std::size_t last = first;
-        while (last < members[c].size() && bound + largest[members[c][last]] < kPartialLimit)
-          bound += largest[members[c][last++]];
+        const bool fold_before = held == kPartialImages;
+        if (fold_before) held = 0;
+        const std::size_t last = std::min(members[c].size(), first + (kPartialImages - held));
+        held += last - first;
         runs.push_back({c, first, last, fold_before});
         first = last;
       }
     }
     // One parallel pass over the neurons: each chunk of partial sums stays in cache while
-    // every image adds into it.
+    // every image adds into it. Values that are not finite or too large are found in the
+    // same pass; the run then fails, so what they added does not matter.
+    std::atomic<std::uint32_t> largest{0};
     parallel_for(n, 1 << 12, [&](std::size_t begin, std::size_t end) {
+      std::uint32_t local = 0;
       for (const Run& run : runs) {
         auto& partial = partial_[run.cls][l];
         if (run.fold_before) fold(partial, set_.profiles[run.cls].taps[l].sum, begin, end);
         for (std::size_t j = run.first; j < run.last; ++j)
-          add_rounded(partial.data() + begin, tap.row(members[run.cls][j]) + begin, end - begin);
+          local = std::max(local, add_grid_units(partial.data() + begin, tap.row(members[run.cls][j]) + begin, end - begin));
+      }
+      std::uint32_t seen = largest.load();
+      while (local > seen && !largest.compare_exchange_weak(seen, local)) {
       }
     });
+    if (largest.load() >= limit_bits)
+      fail("tap " + set_.profiles.front().taps[l].name, "an activation is not finite or too large (|x| >= 2^19)");
   }
 }
 
