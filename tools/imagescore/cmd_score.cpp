@@ -54,20 +54,20 @@ void add_score_command(CLI::App& app) {
         for (std::size_t i = first; i < last; ++i) part.push_back(i);
         source = subset(std::move(source), std::move(part));
       }
+      // One process summarises as it writes; distributed, rank 0 summarises the joined file.
       ScoreSummarizer summarizer;
       {
         ScoreWriter writer(cluster.distributed() ? dist::part_path(o.out, cluster.rank) : o.out,
                            score_value_columns(profiles, o.run.per_tap));
         score_images(*model, profiles, *source, o.run, [&](const ScoreRow& row) {
           writer.write(row);
-          summarizer.add(row);
+          if (!cluster.distributed()) summarizer.add(row);
         });
         writer.commit();
       }
       dist::barrier();
       if (cluster.rank != 0) return nlohmann::json(nullptr);
-      // Distributed, rank 0 saw only its shard: it summarises the joined file instead
-      // (held in memory; docs/distributed.md).
+      // Rank 0 saw only its shard; the joined file is held in memory (docs/distributed.md).
       if (cluster.distributed()) dist::join_score_parts(o.out);
       auto summary = cluster.distributed() ? summarize_scores(read_score_table(o.out)) : summarizer.finish();
       nlohmann::json auroc = nlohmann::json::object();
