@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "imagescore/model.hpp"
-#include "imagescore/profile.hpp"
-#include "imagescore/score.hpp"
+#include "imagescore/models/model.hpp"
+#include "imagescore/score/profile.hpp"
+#include "imagescore/score/score.hpp"
 
 namespace imagescore::bench {
 namespace {

@@ -20,13 +20,13 @@
 #include <vector>
 
 #include "bench_source.hpp"
-#include "imagescore/data.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/model.hpp"
-#include "imagescore/profile.hpp"
-#include "imagescore/runtime.hpp"
-#include "imagescore/score.hpp"
-#include "imagescore/train.hpp"
+#include "imagescore/data/data.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/models/model.hpp"
+#include "imagescore/score/profile.hpp"
+#include "imagescore/core/runtime.hpp"
+#include "imagescore/score/score.hpp"
+#include "imagescore/train/train.hpp"
 
 namespace imagescore::bench {
 namespace {

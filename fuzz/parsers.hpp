@@ -16,13 +16,13 @@
 #include <vector>
 
 #include "data/image_decode.hpp"
-#include "imagescore/data.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/profile.hpp"
-#include "imagescore/safetensors.hpp"
-#include "imagescore/scores_table.hpp"
-#include "imagescore/selftrain.hpp"
-#include "imagescore/split.hpp"
+#include "imagescore/data/data.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/score/profile.hpp"
+#include "imagescore/core/safetensors.hpp"
+#include "imagescore/score/scores_table.hpp"
+#include "imagescore/pipeline/selftrain.hpp"
+#include "imagescore/data/split.hpp"
 
 namespace fuzz {
 

@@ -1,11 +1,11 @@
-#include "imagescore/analysis.hpp"
+#include "imagescore/stats/analysis.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <random>
 
-#include "imagescore/metrics.hpp"
+#include "imagescore/stats/metrics.hpp"
 #include "test_util.hpp"
 
 namespace imagescore {

@@ -11,7 +11,7 @@
 #include <numeric>
 #include <set>
 
-#include "imagescore/data.hpp"
+#include "imagescore/data/data.hpp"
 #include "test_files.hpp"
 #include "test_util.hpp"
 

@@ -9,12 +9,12 @@
 #include <filesystem>
 #include <map>
 
-#include "imagescore/detect.hpp"
-#include "imagescore/model.hpp"
-#include "imagescore/profile.hpp"
-#include "imagescore/report.hpp"
-#include "imagescore/score.hpp"
-#include "imagescore/select.hpp"
+#include "imagescore/detect/detect.hpp"
+#include "imagescore/models/model.hpp"
+#include "imagescore/score/profile.hpp"
+#include "imagescore/report/report.hpp"
+#include "imagescore/score/score.hpp"
+#include "imagescore/select/select.hpp"
 #include "report/image_encode.hpp"
 #include "test_files.hpp"
 #include "test_util.hpp"

@@ -5,11 +5,11 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "imagescore/model.hpp"
-#include "imagescore/profile.hpp"
-#include "imagescore/runtime.hpp"
-#include "imagescore/score.hpp"
-#include "imagescore/train.hpp"
+#include "imagescore/models/model.hpp"
+#include "imagescore/score/profile.hpp"
+#include "imagescore/core/runtime.hpp"
+#include "imagescore/score/score.hpp"
+#include "imagescore/train/train.hpp"
 #include "test_sources.hpp"
 #include "test_util.hpp"
 

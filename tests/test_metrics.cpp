@@ -1,4 +1,4 @@
-#include "imagescore/metrics.hpp"
+#include "imagescore/stats/metrics.hpp"
 
 #include <cmath>
 #include <limits>

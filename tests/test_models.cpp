@@ -3,8 +3,8 @@
 
 #include <cmath>
 
-#include "imagescore/model.hpp"
-#include "imagescore/train.hpp"
+#include "imagescore/models/model.hpp"
+#include "imagescore/train/train.hpp"
 #include "test_sources.hpp"
 #include "test_util.hpp"
 

@@ -1,10 +1,10 @@
 // Profiles: streaming build, exact shard merging, the file format, determinism, bad input.
 #include <gtest/gtest.h>
 
-#include "imagescore/io.hpp"
-#include "imagescore/profile.hpp"
-#include "imagescore/runtime.hpp"
-#include "imagescore/score.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/score/profile.hpp"
+#include "imagescore/core/runtime.hpp"
+#include "imagescore/score/score.hpp"
 #include "test_sources.hpp"
 #include "test_util.hpp"
 

@@ -5,8 +5,8 @@
 #include <functional>
 #include <map>
 
-#include "imagescore/io.hpp"
-#include "imagescore/progress.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/core/progress.hpp"
 #include "parsers.hpp"
 #include "test_files.hpp"
 #include "test_util.hpp"

@@ -1,11 +1,11 @@
-#include "imagescore/report.hpp"
+#include "imagescore/report/report.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include "data/image_decode.hpp"
-#include "imagescore/data.hpp"
-#include "imagescore/model.hpp"
-#include "imagescore/scores_table.hpp"
+#include "imagescore/data/data.hpp"
+#include "imagescore/models/model.hpp"
+#include "imagescore/score/scores_table.hpp"
 #include "report/assets.hpp"
 #include "report/image_encode.hpp"
 #include "test_util.hpp"

@@ -1,4 +1,4 @@
-#include "imagescore/safetensors.hpp"
+#include "imagescore/core/safetensors.hpp"
 
 #include <cstring>
 #include <filesystem>

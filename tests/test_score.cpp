@@ -4,8 +4,8 @@
 #include <cmath>
 #include <random>
 
-#include "imagescore/profile.hpp"
-#include "imagescore/score.hpp"
+#include "imagescore/score/profile.hpp"
+#include "imagescore/score/score.hpp"
 #include "test_sources.hpp"
 #include "test_util.hpp"
 

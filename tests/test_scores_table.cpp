@@ -1,4 +1,4 @@
-#include "imagescore/scores_table.hpp"
+#include "imagescore/score/scores_table.hpp"
 
 #include <cmath>
 #include <cstdlib>

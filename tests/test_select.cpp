@@ -1,4 +1,4 @@
-#include "imagescore/select.hpp"
+#include "imagescore/select/select.hpp"
 
 #include <algorithm>
 #include <cmath>

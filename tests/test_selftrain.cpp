@@ -6,9 +6,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "imagescore/io.hpp"
-#include "imagescore/runtime.hpp"
-#include "imagescore/selftrain.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/core/runtime.hpp"
+#include "imagescore/pipeline/selftrain.hpp"
 #include "test_files.hpp"
 #include "test_util.hpp"
 

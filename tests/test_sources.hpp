@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "imagescore/data.hpp"
-#include "imagescore/model.hpp"
+#include "imagescore/data/data.hpp"
+#include "imagescore/models/model.hpp"
 
 namespace imagescore::testing {
 

@@ -5,8 +5,8 @@
 #include <limits>
 #include <numeric>
 
-#include "imagescore/data.hpp"
-#include "imagescore/split.hpp"
+#include "imagescore/data/data.hpp"
+#include "imagescore/data/split.hpp"
 #include "test_util.hpp"
 
 namespace imagescore {

@@ -6,10 +6,10 @@
 #include <cmath>
 #include <cstring>
 
-#include "imagescore/model.hpp"
-#include "imagescore/profile.hpp"
-#include "imagescore/safetensors.hpp"
-#include "imagescore/score.hpp"
+#include "imagescore/models/model.hpp"
+#include "imagescore/score/profile.hpp"
+#include "imagescore/core/safetensors.hpp"
+#include "imagescore/score/score.hpp"
 #include "test_sources.hpp"
 #include "test_util.hpp"
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "imagescore/error.hpp"
+#include "imagescore/core/error.hpp"
 
 namespace imagescore::testing {
 

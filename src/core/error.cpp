@@ -1,4 +1,4 @@
-#include "imagescore/error.hpp"
+#include "imagescore/core/error.hpp"
 
 namespace imagescore {
 

@@ -1,4 +1,4 @@
-#include "imagescore/io.hpp"
+#include "imagescore/core/io.hpp"
 
 #include <zlib.h>
 
@@ -11,8 +11,8 @@
 
 #include <unistd.h>
 
-#include "imagescore/error.hpp"
-#include "imagescore/progress.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/progress.hpp"
 
 namespace imagescore {
 namespace fs = std::filesystem;

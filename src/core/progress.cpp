@@ -1,11 +1,11 @@
-#include "imagescore/progress.hpp"
+#include "imagescore/core/progress.hpp"
 
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
 
-#include "imagescore/error.hpp"
+#include "imagescore/core/error.hpp"
 
 namespace imagescore {
 namespace {

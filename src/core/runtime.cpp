@@ -1,4 +1,4 @@
-#include "imagescore/runtime.hpp"
+#include "imagescore/core/runtime.hpp"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "device.hpp"
-#include "imagescore/error.hpp"
+#include "imagescore/core/error.hpp"
 
 namespace imagescore {
 

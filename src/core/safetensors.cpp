@@ -1,4 +1,4 @@
-#include "imagescore/safetensors.hpp"
+#include "imagescore/core/safetensors.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -7,8 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
 
 namespace imagescore {
 namespace {

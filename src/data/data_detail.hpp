@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "imagescore/data.hpp"
+#include "imagescore/data/data.hpp"
 
 namespace imagescore::detail {
 

@@ -1,6 +1,6 @@
-#include "imagescore/data.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/split.hpp"
+#include "imagescore/data/data.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/data/split.hpp"
 
 namespace imagescore {
 

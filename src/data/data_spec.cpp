@@ -4,8 +4,8 @@
 #include <filesystem>
 
 #include "data_detail.hpp"
-#include "imagescore/detect.hpp"
-#include "imagescore/error.hpp"
+#include "imagescore/detect/detect.hpp"
+#include "imagescore/core/error.hpp"
 
 namespace imagescore {
 namespace detail {

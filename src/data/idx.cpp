@@ -2,8 +2,8 @@
 #include <filesystem>
 
 #include "data_detail.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
 
 namespace imagescore::detail {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <vector>
 
-#include "imagescore/error.hpp"
+#include "imagescore/core/error.hpp"
 
 namespace imagescore::detail {
 namespace {

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "imagescore/data.hpp"
+#include "imagescore/data/data.hpp"
 
 namespace imagescore::detail {
 

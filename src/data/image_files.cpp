@@ -7,8 +7,8 @@
 
 #include "data_detail.hpp"
 #include "image_decode.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
 
 namespace imagescore::detail {
 namespace {

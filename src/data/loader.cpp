@@ -10,8 +10,8 @@
 #include <thread>
 
 #include "data_detail.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/progress.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/progress.hpp"
 
 namespace imagescore {
 namespace {

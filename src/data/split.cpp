@@ -1,5 +1,5 @@
 // Stratified seeded splits and their JSON files.
-#include "imagescore/split.hpp"
+#include "imagescore/data/split.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -8,9 +8,9 @@
 #include <sstream>
 
 #include "data_detail.hpp"
-#include "imagescore/data.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
+#include "imagescore/data/data.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
 
 namespace imagescore {
 namespace {

@@ -8,8 +8,8 @@
 #include <set>
 
 #include "detect/detect_detail.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
 
 namespace imagescore {
 namespace {

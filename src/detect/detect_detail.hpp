@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "imagescore/data.hpp"
-#include "imagescore/detect.hpp"
+#include "imagescore/data/data.hpp"
+#include "imagescore/detect/detect.hpp"
 
 namespace imagescore::detail {
 

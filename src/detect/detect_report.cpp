@@ -6,7 +6,7 @@
 #include <set>
 
 #include "detect/detect_detail.hpp"
-#include "imagescore/error.hpp"
+#include "imagescore/core/error.hpp"
 #include "report/image_encode.hpp"
 
 namespace imagescore::detail {

@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imagescore/scores_table.hpp"
+#include "imagescore/score/scores_table.hpp"
 
 namespace imagescore::detail {
 

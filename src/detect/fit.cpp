@@ -8,8 +8,8 @@
 
 #include "data/image_decode.hpp"
 #include "detect/detect_detail.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
 
 namespace imagescore {
 namespace {

@@ -12,9 +12,9 @@
 
 #include "data/image_decode.hpp"
 #include "detect/detect_detail.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
-#include "imagescore/scores_table.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/score/scores_table.hpp"
 
 namespace imagescore {
 namespace {

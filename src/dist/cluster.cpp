@@ -1,4 +1,4 @@
-#include "imagescore/dist.hpp"
+#include "imagescore/dist/dist.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -6,8 +6,8 @@
 #include <fstream>
 #include <vector>
 
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
 
 #ifdef IMAGESCORE_WITH_MPI
 #include <mpi.h>

@@ -5,10 +5,10 @@
 #include <cstring>
 #include <fstream>
 
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
-#include "imagescore/runtime.hpp"
-#include "imagescore/safetensors.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/core/runtime.hpp"
+#include "imagescore/core/safetensors.hpp"
 #include "../core/device.hpp"
 #include "torchscript_model.hpp"
 

@@ -3,7 +3,7 @@
 
 #include <map>
 
-#include "imagescore/model.hpp"
+#include "imagescore/models/model.hpp"
 #include "nets.hpp"
 
 namespace imagescore::detail {

@@ -1,6 +1,6 @@
 #include "nets.hpp"
 
-#include "imagescore/error.hpp"
+#include "imagescore/core/error.hpp"
 
 namespace imagescore::detail {
 namespace nn = torch::nn;

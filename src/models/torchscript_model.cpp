@@ -16,9 +16,9 @@
 
 #include "../core/device.hpp"
 #include "builtin_model.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
-#include "imagescore/runtime.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/core/runtime.hpp"
 
 namespace imagescore::detail {
 namespace {

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "imagescore/model.hpp"
+#include "imagescore/models/model.hpp"
 
 namespace imagescore::detail {
 

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "imagescore/error.hpp"
+#include "imagescore/core/error.hpp"
 
 namespace imagescore::detail {
 

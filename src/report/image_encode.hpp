@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "imagescore/data.hpp"
+#include "imagescore/data/data.hpp"
 
 namespace imagescore::detail {
 

@@ -1,4 +1,4 @@
-#include "imagescore/report.hpp"
+#include "imagescore/report/report.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -7,11 +7,11 @@
 #include <filesystem>
 #include <sstream>
 
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
-#include "imagescore/model.hpp"
-#include "imagescore/scores_table.hpp"
-#include "imagescore/split.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/models/model.hpp"
+#include "imagescore/score/scores_table.hpp"
+#include "imagescore/data/split.hpp"
 #include "detect/detect_report.hpp"
 #include "report/assets.hpp"
 #include "report/image_encode.hpp"

@@ -1,4 +1,4 @@
-#include "imagescore/profile.hpp"
+#include "imagescore/score/profile.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -6,11 +6,11 @@
 #include <cstring>
 #include <limits>
 
-#include "imagescore/dist.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/progress.hpp"
-#include "imagescore/runtime.hpp"
-#include "imagescore/scores_table.hpp"
+#include "imagescore/dist/dist.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/progress.hpp"
+#include "imagescore/core/runtime.hpp"
+#include "imagescore/score/scores_table.hpp"
 
 namespace imagescore {
 

@@ -3,9 +3,9 @@
 
 #include <cstring>
 
-#include "imagescore/error.hpp"
-#include "imagescore/profile.hpp"
-#include "imagescore/safetensors.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/score/profile.hpp"
+#include "imagescore/core/safetensors.hpp"
 
 namespace imagescore {
 namespace {

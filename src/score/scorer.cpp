@@ -3,11 +3,11 @@
 #include <limits>
 #include <utility>
 
-#include "imagescore/error.hpp"
-#include "imagescore/metrics.hpp"
-#include "imagescore/progress.hpp"
-#include "imagescore/runtime.hpp"
-#include "imagescore/score.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/stats/metrics.hpp"
+#include "imagescore/core/progress.hpp"
+#include "imagescore/core/runtime.hpp"
+#include "imagescore/score/score.hpp"
 
 namespace imagescore {
 

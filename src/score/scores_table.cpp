@@ -1,4 +1,4 @@
-#include "imagescore/scores_table.hpp"
+#include "imagescore/score/scores_table.hpp"
 
 #include <charconv>
 #include <cerrno>
@@ -9,9 +9,9 @@
 
 #include <unistd.h>
 
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
-#include "imagescore/progress.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/core/progress.hpp"
 
 namespace imagescore {
 namespace {

@@ -1,4 +1,4 @@
-#include "imagescore/analysis.hpp"
+#include "imagescore/stats/analysis.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -6,8 +6,8 @@
 #include <cmath>
 #include <limits>
 
-#include "imagescore/error.hpp"
-#include "imagescore/metrics.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/stats/metrics.hpp"
 
 namespace imagescore {
 namespace {

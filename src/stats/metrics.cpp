@@ -1,4 +1,4 @@
-#include "imagescore/metrics.hpp"
+#include "imagescore/stats/metrics.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -11,8 +11,8 @@
 #include <string>
 #include <tuple>
 
-#include "imagescore/error.hpp"
-#include "imagescore/select.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/select/select.hpp"
 
 namespace imagescore {
 namespace {

@@ -2,9 +2,9 @@
 #include <cmath>
 #include <limits>
 
-#include "imagescore/error.hpp"
-#include "imagescore/progress.hpp"
-#include "imagescore/train.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/progress.hpp"
+#include "imagescore/train/train.hpp"
 
 namespace imagescore {
 

@@ -1,4 +1,4 @@
-#include "imagescore/train.hpp"
+#include "imagescore/train/train.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -7,9 +7,9 @@
 
 #include "../core/device.hpp"
 #include "../models/builtin_model.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
-#include "imagescore/progress.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/core/progress.hpp"
 
 namespace imagescore {
 namespace {

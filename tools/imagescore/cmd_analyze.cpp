@@ -4,8 +4,8 @@
 #include <optional>
 
 #include "common.hpp"
-#include "imagescore/analysis.hpp"
-#include "imagescore/io.hpp"
+#include "imagescore/stats/analysis.hpp"
+#include "imagescore/core/io.hpp"
 
 namespace imagescore::cli {
 

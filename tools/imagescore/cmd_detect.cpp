@@ -1,7 +1,7 @@
 // imagescore detect export: pseudo-labels for a detector, from a selection and the
 // detector's predictions (docs/detection.md).
 #include "common.hpp"
-#include "imagescore/detect.hpp"
+#include "imagescore/detect/detect.hpp"
 
 namespace imagescore::cli {
 

@@ -1,8 +1,8 @@
 // imagescore eval: accuracy, per-class accuracy and the confusion matrix.
 #include "common.hpp"
-#include "imagescore/model.hpp"
-#include "imagescore/split.hpp"
-#include "imagescore/train.hpp"
+#include "imagescore/models/model.hpp"
+#include "imagescore/data/split.hpp"
+#include "imagescore/train/train.hpp"
 
 namespace imagescore::cli {
 

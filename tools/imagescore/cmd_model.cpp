@@ -4,8 +4,8 @@
 #include <charconv>
 
 #include "common.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/model.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/models/model.hpp"
 
 namespace imagescore::cli {
 namespace {

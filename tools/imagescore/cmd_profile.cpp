@@ -1,10 +1,10 @@
 // imagescore profile: build per-class (or global) profiles; `profile merge` joins shards.
 #include "common.hpp"
-#include "imagescore/dist.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/model.hpp"
-#include "imagescore/profile.hpp"
-#include "imagescore/split.hpp"
+#include "imagescore/dist/dist.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/models/model.hpp"
+#include "imagescore/score/profile.hpp"
+#include "imagescore/data/split.hpp"
 
 namespace imagescore::cli {
 namespace {

@@ -1,7 +1,7 @@
 // imagescore report: one self-contained HTML page with the analysis, a gallery, feature
 // maps and, for a self-training run, its curves and tables.
 #include "common.hpp"
-#include "imagescore/report.hpp"
+#include "imagescore/report/report.hpp"
 
 namespace imagescore::cli {
 

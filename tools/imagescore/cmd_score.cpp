@@ -1,10 +1,10 @@
 // imagescore score: image score and baseline scores of every image, as CSV.
 #include "common.hpp"
-#include "imagescore/dist.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/model.hpp"
-#include "imagescore/score.hpp"
-#include "imagescore/split.hpp"
+#include "imagescore/dist/dist.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/models/model.hpp"
+#include "imagescore/score/score.hpp"
+#include "imagescore/data/split.hpp"
 
 namespace imagescore::cli {
 

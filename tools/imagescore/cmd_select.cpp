@@ -1,7 +1,7 @@
 // imagescore select: pick pseudo-labelled images by any score column.
 #include "common.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/select.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/select/select.hpp"
 
 namespace imagescore::cli {
 

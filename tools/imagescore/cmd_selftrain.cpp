@@ -4,9 +4,9 @@
 #include <fstream>
 
 #include "common.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
-#include "imagescore/selftrain.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/pipeline/selftrain.hpp"
 
 namespace imagescore::cli {
 

@@ -1,7 +1,7 @@
 // imagescore split: a stratified, seeded split into a training and an additional part.
 #include "common.hpp"
-#include "imagescore/data.hpp"
-#include "imagescore/split.hpp"
+#include "imagescore/data/data.hpp"
+#include "imagescore/data/split.hpp"
 
 namespace imagescore::cli {
 

@@ -1,6 +1,6 @@
 // imagescore study: the main job (see include/imagescore/study.hpp).
 #include "common.hpp"
-#include "imagescore/study.hpp"
+#include "imagescore/pipeline/study.hpp"
 
 namespace imagescore::cli {
 

@@ -2,10 +2,10 @@
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/model.hpp"
-#include "imagescore/split.hpp"
-#include "imagescore/train.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/models/model.hpp"
+#include "imagescore/data/split.hpp"
+#include "imagescore/train/train.hpp"
 
 namespace imagescore::cli {
 namespace {

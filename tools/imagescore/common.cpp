@@ -4,10 +4,10 @@
 #include <cstdio>
 #include <iostream>
 
-#include "imagescore/dist.hpp"
-#include "imagescore/split.hpp"
-#include "imagescore/progress.hpp"
-#include "imagescore/runtime.hpp"
+#include "imagescore/dist/dist.hpp"
+#include "imagescore/data/split.hpp"
+#include "imagescore/core/progress.hpp"
+#include "imagescore/core/runtime.hpp"
 
 namespace imagescore::cli {
 

@@ -7,10 +7,10 @@
 #include <functional>
 #include <memory>
 
-#include "imagescore/data.hpp"
+#include "imagescore/data/data.hpp"
 #include <string>
 
-#include "imagescore/analysis.hpp"
+#include "imagescore/stats/analysis.hpp"
 
 namespace imagescore::cli {
 

@@ -8,10 +8,10 @@
 #include <cstring>
 
 #include "common.hpp"
-#include "imagescore/dist.hpp"
-#include "imagescore/error.hpp"
-#include "imagescore/progress.hpp"
-#include "imagescore/runtime.hpp"
+#include "imagescore/dist/dist.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/progress.hpp"
+#include "imagescore/core/runtime.hpp"
 
 namespace {
 

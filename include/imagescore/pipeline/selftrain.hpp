@@ -10,9 +10,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "imagescore/profile.hpp"
-#include "imagescore/score.hpp"
-#include "imagescore/train.hpp"
+#include "imagescore/score/profile.hpp"
+#include "imagescore/score/score.hpp"
+#include "imagescore/train/train.hpp"
 
 namespace imagescore {
 

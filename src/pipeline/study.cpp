@@ -1,4 +1,4 @@
-#include "imagescore/study.hpp"
+#include "imagescore/pipeline/study.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -6,12 +6,12 @@
 #include <cstdio>
 #include <limits>
 
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
-#include "imagescore/metrics.hpp"
-#include "imagescore/report.hpp"
-#include "imagescore/select.hpp"
-#include "imagescore/split.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/stats/metrics.hpp"
+#include "imagescore/report/report.hpp"
+#include "imagescore/select/select.hpp"
+#include "imagescore/data/split.hpp"
 
 namespace imagescore {
 namespace {

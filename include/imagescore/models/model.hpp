@@ -10,7 +10,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "imagescore/data.hpp"
+#include "imagescore/data/data.hpp"
 
 namespace imagescore {
 

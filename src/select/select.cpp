@@ -1,12 +1,12 @@
-#include "imagescore/select.hpp"
+#include "imagescore/select/select.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <ostream>
 
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
 
 namespace imagescore {
 namespace {

@@ -8,9 +8,9 @@
 #include <map>
 #include <sstream>
 
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
-#include "imagescore/selftrain.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/pipeline/selftrain.hpp"
 
 namespace imagescore {
 namespace {

@@ -6,10 +6,10 @@
 #include <set>
 #include <type_traits>
 
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
-#include "imagescore/scores_table.hpp"
-#include "imagescore/selftrain.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/score/scores_table.hpp"
+#include "imagescore/pipeline/selftrain.hpp"
 
 namespace imagescore {
 namespace {

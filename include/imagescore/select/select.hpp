@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "imagescore/scores_table.hpp"
+#include "imagescore/score/scores_table.hpp"
 
 namespace imagescore {
 

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "imagescore/analysis.hpp"
+#include "imagescore/stats/analysis.hpp"
 
 namespace imagescore {
 

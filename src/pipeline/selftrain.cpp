@@ -6,11 +6,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
-#include "imagescore/select.hpp"
-#include "imagescore/selftrain.hpp"
-#include "imagescore/split.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/select/select.hpp"
+#include "imagescore/pipeline/selftrain.hpp"
+#include "imagescore/data/split.hpp"
 
 namespace imagescore {
 namespace fs = std::filesystem;

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "imagescore/metrics.hpp"
-#include "imagescore/profile.hpp"
-#include "imagescore/scores_table.hpp"
+#include "imagescore/stats/metrics.hpp"
+#include "imagescore/score/profile.hpp"
+#include "imagescore/score/scores_table.hpp"
 
 namespace imagescore {
 

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "imagescore/scores_table.hpp"
+#include "imagescore/score/scores_table.hpp"
 
 namespace imagescore {
 

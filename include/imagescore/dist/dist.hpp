@@ -8,7 +8,7 @@
 #include <string>
 #include <utility>
 
-#include "imagescore/profile.hpp"
+#include "imagescore/score/profile.hpp"
 
 namespace imagescore::dist {
 

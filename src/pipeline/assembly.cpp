@@ -4,10 +4,10 @@
 #include <filesystem>
 #include <sstream>
 
-#include "imagescore/error.hpp"
-#include "imagescore/io.hpp"
-#include "imagescore/selftrain.hpp"
-#include "imagescore/split.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/pipeline/selftrain.hpp"
+#include "imagescore/data/split.hpp"
 
 namespace imagescore {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "imagescore/model.hpp"
+#include "imagescore/models/model.hpp"
 
 namespace imagescore {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "imagescore/data.hpp"
+#include "imagescore/data/data.hpp"
 
 namespace imagescore {
 
