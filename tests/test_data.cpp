@@ -11,6 +11,7 @@
 #include <numeric>
 #include <set>
 
+#include "imagescore/core/random.hpp"
 #include "imagescore/data/data.hpp"
 #include "test_files.hpp"
 #include "test_util.hpp"

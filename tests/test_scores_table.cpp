@@ -1,3 +1,4 @@
+#include "imagescore/core/text.hpp"
 #include "imagescore/score/scores_table.hpp"
 
 #include <cmath>

@@ -1,3 +1,4 @@
+#include "imagescore/core/partition.hpp"
 #include "imagescore/select/select.hpp"
 
 #include <algorithm>

@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 
+#include "imagescore/core/random.hpp"
 #include "imagescore/data/data.hpp"
 #include "imagescore/data/split.hpp"
 #include "test_util.hpp"

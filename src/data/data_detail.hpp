@@ -49,8 +49,4 @@ std::unique_ptr<ImageSource> open_cifar100(const std::string& dir, SplitName spl
 std::unique_ptr<ImageSource> open_image_folder(const std::string& dir, SplitName split, const std::string& spec);
 std::unique_ptr<ImageSource> open_csv_manifest(const std::string& file, const std::string& spec);
 
-// Derives an independent seed from a seed and a value (epoch, class id, image index):
-// nearby inputs give unrelated streams.
-std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t value);
-
 }  // namespace imagescore::detail

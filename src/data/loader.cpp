@@ -10,38 +10,12 @@
 #include <thread>
 
 #include "data_detail.hpp"
+#include "imagescore/core/random.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/progress.hpp"
 
 namespace imagescore {
 namespace {
-
-constexpr std::uint64_t kGoldenGamma = 0x9e3779b97f4a7c15ULL;
-
-std::uint64_t splitmix_finalize(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-// SplitMix64 (Steele, Lea and Flood): tiny, fast and fully specified, so every platform
-// draws the same numbers, unlike the standard library's distributions.
-class SplitMix64 {
- public:
-  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() { return splitmix_finalize(state_ += kGoldenGamma); }
-  // Uniform in [0, bound), bound > 0, by rejection so that there is no modulo bias.
-  std::uint64_t below(std::uint64_t bound) {
-    const std::uint64_t threshold = (0 - bound) % bound;  // 2^64 mod bound
-    for (;;) {
-      std::uint64_t r = next();
-      if (r >= threshold) return r % bound;
-    }
-  }
-
- private:
-  std::uint64_t state_;
-};
 
 int resolve_threads(int threads) {
   if (threads > 0) return threads;
@@ -80,22 +54,6 @@ void parallel_for(std::size_t count, int threads, const Task& task) {
 }
 
 }  // namespace
-
-namespace detail {
-
-std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t value) {
-  return splitmix_finalize(splitmix_finalize(seed) ^ (value + kGoldenGamma));
-}
-
-}  // namespace detail
-
-std::vector<std::size_t> seeded_permutation(std::size_t n, std::uint64_t seed) {
-  std::vector<std::size_t> permutation(n);
-  std::iota(permutation.begin(), permutation.end(), std::size_t(0));
-  SplitMix64 rng(seed);
-  for (std::size_t i = n; i > 1; --i) std::swap(permutation[i - 1], permutation[rng.below(i)]);
-  return permutation;
-}
 
 Normalization compute_normalization(const ImageSource& source, int threads) {
   const ImageShape shape = source.shape();
@@ -188,7 +146,7 @@ struct BatchLoader::Impl {
     }
     const std::size_t n = source.size();
     if (options.shuffle) {
-      order = seeded_permutation(n, detail::mix_seed(options.seed, options.epoch));
+      order = seeded_permutation(n, mix_seed(options.seed, options.epoch));
     } else {
       order.resize(n);
       std::iota(order.begin(), order.end(), std::size_t(0));
@@ -275,7 +233,7 @@ struct BatchLoader::Impl {
     int shift_y = 0, shift_x = 0;
     bool flip = false;
     if (options.augmentation.any()) {
-      SplitMix64 rng(detail::mix_seed(detail::mix_seed(options.seed, options.epoch), index));
+      SplitMix64 rng(mix_seed(mix_seed(options.seed, options.epoch), index));
       if (pad > 0) {
         shift_y = int(rng.below(2 * std::uint64_t(pad) + 1)) - pad;
         shift_x = int(rng.below(2 * std::uint64_t(pad) + 1)) - pad;

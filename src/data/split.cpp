@@ -9,6 +9,7 @@
 
 #include "data_detail.hpp"
 #include "imagescore/data/data.hpp"
+#include "imagescore/core/random.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
 
@@ -111,7 +112,7 @@ DataSplit make_split(const ImageSource& source, double training_fraction, std::u
     // Both parts keep at least one image of every class that has two or more.
     const std::size_t keep = std::clamp<std::size_t>(std::size_t(std::llround(training_fraction * double(n))), 1,
                                                      n > 1 ? n - 1 : 1);
-    const std::vector<std::size_t> order = seeded_permutation(n, detail::mix_seed(seed, c));
+    const std::vector<std::size_t> order = seeded_permutation(n, mix_seed(seed, c));
     for (std::size_t j = 0; j < n; ++j) (j < keep ? split.training : split.additional).push_back(members[c][order[j]]);
   }
   std::sort(split.training.begin(), split.training.end());

@@ -12,6 +12,7 @@
 
 #include "data/image_decode.hpp"
 #include "detect/detect_detail.hpp"
+#include "imagescore/core/text.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/score/scores_table.hpp"

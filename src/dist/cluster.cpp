@@ -75,11 +75,6 @@ void barrier() {
 #endif
 }
 
-std::pair<std::size_t, std::size_t> shard_range(std::size_t n, std::size_t index, std::size_t count) {
-  if (count == 0 || index < 1 || index > count) fail("--shard", "expected I/K with 1 <= I <= K");
-  return {(index - 1) * n / count, index * n / count};
-}
-
 void reduce_profiles(ProfileSet& set) {
 #ifdef IMAGESCORE_WITH_MPI
   if (!g_mpi_started) return;

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "imagescore/core/error.hpp"
+#include "imagescore/core/json.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/score/scores_table.hpp"
 #include "imagescore/pipeline/selftrain.hpp"
@@ -21,36 +22,10 @@ const std::set<std::string> kKeys = {
     "classes",   "rho",               "norm",           "scale",      "taps",     "overlap",
     "floor",     "keep_checkpoints_every", "eval_batch_size"};
 
-// Whether a JSON value converts to T exactly. nlohmann converts any number to any
-// arithmetic type with a plain cast: a float outside an integer type's range is
-// undefined behaviour, and a negative or too large integer would wrap.
-template <typename T>
-bool converts_to(const nlohmann::json& value) {
-  if constexpr (std::is_same_v<T, bool>) {
-    return value.is_boolean();
-  } else if constexpr (std::is_integral_v<T>) {
-    if (value.is_number_unsigned()) return value.get<std::uint64_t>() <= std::uint64_t(std::numeric_limits<T>::max());
-    if (!value.is_number_integer()) return false;
-    const std::int64_t v = value.get<std::int64_t>();
-    if constexpr (std::is_unsigned_v<T>)
-      return v >= 0 && std::uint64_t(v) <= std::uint64_t(std::numeric_limits<T>::max());
-    else
-      return v >= std::int64_t(std::numeric_limits<T>::min()) && v <= std::int64_t(std::numeric_limits<T>::max());
-  } else if constexpr (std::is_floating_point_v<T>) {
-    return value.is_number();
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    return value.is_string();
-  } else {  // std::vector
-    return value.is_array() && std::all_of(value.begin(), value.end(), [](const nlohmann::json& item) {
-             return converts_to<typename T::value_type>(item);
-           });
-  }
-}
-
 template <typename T>
 T get(const nlohmann::json& j, const char* key, const T& fallback, const std::string& where) {
   if (!j.contains(key)) return fallback;
-  if (!converts_to<T>(j.at(key)))
+  if (!json_converts_to<T>(j.at(key)))
     fail(where, std::string("'") + key + "' has the wrong type (" + j.at(key).dump() + ")");
   return j.at(key).get<T>();
 }
@@ -160,14 +135,7 @@ Experiment parse_experiment(const nlohmann::json& j, const std::string& where) {
 }
 
 Experiment load_experiment(const std::string& path) {
-  auto text = read_file(path, 1 << 20);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("not valid JSON: ") + e.what());
-  }
-  return parse_experiment(j, path);
+  return parse_experiment(read_json_file(path, 1 << 20), path);
 }
 
 const std::vector<std::string>& preset_names() {

@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "imagescore/core/random.hpp"
 #include "imagescore/core/error.hpp"
+#include "imagescore/core/json.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/select/select.hpp"
 #include "imagescore/pipeline/selftrain.hpp"
@@ -40,14 +42,6 @@ struct Context {
 struct Stopped : Error {
   using Error::Error;
 };
-
-json read_json(const std::string& path) {
-  try {
-    return json::parse(read_file(path, 1ULL << 32));
-  } catch (const json::exception& e) {
-    fail(path, std::string("not valid JSON: ") + e.what());
-  }
-}
 
 std::string run_folder(const Context& c, const std::string& protocol, const std::string& arm, int cls) {
   std::string name = protocol + "/" + arm;
@@ -112,7 +106,7 @@ void write_epochs_file(const Context& c, const std::vector<std::string>& run_dir
   for (const auto& dir : run_dirs) {
     const std::string state = dir + "/state.json";
     if (!fs::exists(state)) continue;
-    const json run = read_json(state);
+    const json run = read_json_file(state);
     for (const auto& record : run.at("records")) lines += record.dump() + "\n";
   }
   write_file_atomic(c.dir + "/epochs.jsonl", lines);
@@ -127,7 +121,7 @@ void execute_run(Context& c, const std::string& dir, const std::string& start_mo
                  const std::string& arm, int cls, int epochs, int seed_offset, const std::vector<std::string>& all_runs) {
   make_directories(dir);
   const std::string state_path = dir + "/state.json";
-  json state = fs::exists(state_path) ? read_json(state_path) : json{{"epoch", 0}, {"records", json::array()}, {"selection", nullptr}};
+  json state = fs::exists(state_path) ? read_json_file(state_path) : json{{"epoch", 0}, {"records", json::array()}, {"selection", nullptr}};
   int done = state.at("epoch").get<int>();
   if (done >= epochs) return;
 
@@ -207,7 +201,7 @@ void run_selftrain(const Experiment& experiment, const std::string& out_dir, con
   const std::string config_path = out_dir + "/experiment.json";
   const json config = experiment.to_json();
   if (fs::exists(config_path)) {
-    if (read_json(config_path) != config)
+    if (read_json_file(config_path) != config)
       fail(config_path, "the folder holds another experiment (use a new --out folder)");
   } else {
     write_file_atomic(config_path, config.dump(2) + "\n");

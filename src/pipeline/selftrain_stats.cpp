@@ -8,6 +8,8 @@
 #include <map>
 #include <sstream>
 
+#include "imagescore/core/random.hpp"
+#include "imagescore/core/text.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/pipeline/selftrain.hpp"
@@ -16,22 +18,6 @@ namespace imagescore {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-// SplitMix64: a small, well-mixed generator that is identical on every platform.
-struct SplitMix64 {
-  std::uint64_t state;
-  std::uint64_t next() {
-    std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n) by multiply-shift.
-  std::size_t below(std::size_t n) {
-    __extension__ typedef unsigned __int128 u128;
-    return std::size_t((u128(next()) * u128(n)) >> 64);
-  }
-};
 
 double mean(const std::vector<double>& v) {
   if (v.empty()) return kNaN;
@@ -52,7 +38,7 @@ double bootstrap_p_value(const std::vector<double>& a, const std::vector<double>
                          std::uint64_t seed) {
   if (a.empty() || b.empty()) return kNaN;
   if (resamples == 0) fail("--resamples", "must be > 0");
-  SplitMix64 rng{seed};
+  SplitMix64 rng(seed);
   double below = 0;
   for (std::size_t r = 0; r < resamples; ++r) {
     double d = resampled_mean(a, rng) - resampled_mean(b, rng);
@@ -135,14 +121,6 @@ std::vector<StatsTable> selftrain_stats(const std::string& run_dir, std::size_t 
   return tables;
 }
 
-namespace {
-std::string cell(double v, int decimals) {
-  if (std::isnan(v)) return "-";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
-}
-}  // namespace
 
 std::string stats_markdown(const std::vector<StatsTable>& tables) {
   std::string s;
@@ -151,9 +129,9 @@ std::string stats_markdown(const std::vector<StatsTable>& tables) {
     s += "| class | baseline | train | diff_tb | p-value_tb | softmax | diff_sb | p-value_sb | diff_ts |\n";
     s += "|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& r : t.rows)
-      s += "| " + r.class_name + " | " + cell(r.baseline, 3) + " | " + cell(r.train, 3) + " | " + cell(r.diff_tb, 3) + " | " +
-           cell(r.p_value_tb, 4) + " | " + cell(r.softmax, 3) + " | " + cell(r.diff_sb, 3) + " | " + cell(r.p_value_sb, 4) +
-           " | " + cell(r.diff_ts, 3) + " |\n";
+      s += "| " + r.class_name + " | " + fixed(r.baseline, 3) + " | " + fixed(r.train, 3) + " | " + fixed(r.diff_tb, 3) + " | " +
+           fixed(r.p_value_tb, 4) + " | " + fixed(r.softmax, 3) + " | " + fixed(r.diff_sb, 3) + " | " + fixed(r.p_value_sb, 4) +
+           " | " + fixed(r.diff_ts, 3) + " |\n";
     s += "\nClasses significantly improved at 0.05: image score (train) " + std::to_string(t.significant_tb) + " of " +
          std::to_string(t.rows.size()) + ", softmax " + std::to_string(t.significant_sb) + " of " +
          std::to_string(t.rows.size()) + ".\n\n";
@@ -165,9 +143,9 @@ std::string stats_csv(const std::vector<StatsTable>& tables) {
   std::string s = "protocol,class,baseline,train,diff_tb,p_value_tb,softmax,diff_sb,p_value_sb,diff_ts\n";
   for (const auto& t : tables)
     for (const auto& r : t.rows)
-      s += t.protocol + "," + r.class_name + "," + cell(r.baseline, 6) + "," + cell(r.train, 6) + "," + cell(r.diff_tb, 6) +
-           "," + cell(r.p_value_tb, 6) + "," + cell(r.softmax, 6) + "," + cell(r.diff_sb, 6) + "," + cell(r.p_value_sb, 6) +
-           "," + cell(r.diff_ts, 6) + "\n";
+      s += t.protocol + "," + r.class_name + "," + fixed(r.baseline, 6) + "," + fixed(r.train, 6) + "," + fixed(r.diff_tb, 6) +
+           "," + fixed(r.p_value_tb, 6) + "," + fixed(r.softmax, 6) + "," + fixed(r.diff_sb, 6) + "," + fixed(r.p_value_sb, 6) +
+           "," + fixed(r.diff_ts, 6) + "\n";
   return s;
 }
 

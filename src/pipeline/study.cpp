@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "imagescore/core/error.hpp"
+#include "imagescore/core/json.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/stats/metrics.hpp"
 #include "imagescore/report/report.hpp"
@@ -15,8 +16,6 @@
 
 namespace imagescore {
 namespace {
-
-nlohmann::json number_or_null(double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); }
 
 void log_step(const StudyOptions& o, const std::string& text) {
   if (!o.quiet) std::fprintf(stderr, "== %s\n", text.c_str());

@@ -9,6 +9,7 @@
 
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
+#include "imagescore/core/json.hpp"
 #include "imagescore/models/model.hpp"
 #include "imagescore/score/scores_table.hpp"
 #include "imagescore/data/split.hpp"
@@ -28,15 +29,6 @@ constexpr std::size_t kMaxFeatureMaps = 64;
 bool is_file(const std::string& path) {
   std::error_code ec;
   return fs::is_regular_file(path, ec);
-}
-
-json read_json_file(const std::string& path) {
-  const std::string text = read_file(path, std::uint64_t(1) << 30);
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    fail(path, std::string("not valid JSON: ") + e.what());
-  }
 }
 
 // Typed access to the run files, failing with the file and the field named.

@@ -6,7 +6,8 @@
 #include <cstring>
 #include <limits>
 
-#include "imagescore/dist/dist.hpp"
+#include "imagescore/core/text.hpp"
+#include "imagescore/core/partition.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/progress.hpp"
 #include "imagescore/core/runtime.hpp"
@@ -273,7 +274,7 @@ ProfileSet build_profiles(Model& model, const ImageSource& source, const Profile
   auto tap_ids = resolve_taps(model, options.taps);
   const std::size_t n = source.size();
   if (n == 0) fail(source.spec(), "no images");
-  const auto [begin, end] = dist::shard_range(n, options.shard_index, options.shard_count);
+  const auto [begin, end] = shard_range(n, options.shard_index, options.shard_count);
   std::vector<std::size_t> part(end - begin);
   for (std::size_t i = begin; i < end; ++i) part[i - begin] = i;
   auto shard = subset(source, std::move(part));

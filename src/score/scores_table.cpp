@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include "imagescore/core/text.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/core/progress.hpp"
@@ -96,14 +97,6 @@ class CsvReader {
   std::size_t line_ = 1;
 };
 
-// Whole-field number parsing, independent of the locale.
-template <typename Number>
-bool parse_number(const std::string& text, Number& value) {
-  const char* end = text.data() + text.size();
-  auto result = std::from_chars(text.data(), end, value);
-  return result.ec == std::errc() && result.ptr == end;
-}
-
 bool parse_class(const std::string& text, int& value) { return parse_number(text, value) && value >= 0; }
 
 ScoreRow parse_row(const std::string& where, const std::vector<std::string>& fields,
@@ -157,28 +150,6 @@ const std::vector<std::string>& score_columns() {
   static const std::vector<std::string> columns = {"image_score", "msp",    "margin",
                                                    "neg_entropy", "energy", "max_logit"};
   return columns;
-}
-
-std::string format_double(double value) {
-  char buf[32];
-  std::string text;
-  for (int precision = 15; precision <= 17; ++precision) {
-    auto written = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::general, precision);
-    text.assign(buf, written.ptr);
-    double back = 0;
-    if (parse_number(text, back) && back == value) break;
-  }
-  return text;
-}
-
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
-  std::string quoted = "\"";
-  for (char c : text) {
-    if (c == '"') quoted += '"';
-    quoted += c;
-  }
-  return quoted + "\"";
 }
 
 ScoreWriter::ScoreWriter(const std::string& path, std::vector<std::string> value_columns)

@@ -5,6 +5,8 @@
 #include <limits>
 #include <ostream>
 
+#include "imagescore/core/text.hpp"
+#include "imagescore/core/partition.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
 
@@ -71,11 +73,6 @@ std::size_t kept_count(const ScoreTable& table, std::size_t column, const std::v
 }
 
 }  // namespace
-
-std::size_t count_for_fraction(double fraction, std::size_t n) {
-  check_fraction("fraction", fraction);
-  return std::min(n, std::size_t(std::floor(fraction * double(n) + 0.5)));
-}
 
 std::vector<std::size_t> select_rows(const ScoreTable& table, const std::string& column,
                                      const SelectOptions& options, std::size_t num_classes) {

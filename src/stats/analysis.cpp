@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 
+#include "imagescore/core/json.hpp"
+#include "imagescore/core/random.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/stats/metrics.hpp"
 
@@ -13,24 +15,6 @@ namespace imagescore {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-// SplitMix64 (Steele, Lea and Flood): fully specified, so resamples are the same on
-// every platform and standard library.
-class SplitMix64 {
- public:
-  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n); the modulo bias is below n / 2^64.
-  std::size_t below(std::size_t n) { return std::size_t(next() % n); }
-
- private:
-  std::uint64_t state_;
-};
 
 using Metric = double (*)(const std::vector<double>&, const std::vector<bool>&);
 
@@ -44,7 +28,6 @@ const std::vector<Metric>& detection_metric_functions() {
   return functions;
 }
 
-nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 std::vector<bool> correctness(const ScoreTable& table) {
   if (!table.has_labels()) fail(table.path, "every row needs a label to measure accuracy");

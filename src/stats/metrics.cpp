@@ -11,8 +11,8 @@
 #include <string>
 #include <tuple>
 
+#include "imagescore/core/partition.hpp"
 #include "imagescore/core/error.hpp"
-#include "imagescore/select/select.hpp"
 
 namespace imagescore {
 namespace {

@@ -1,5 +1,6 @@
 // imagescore score: image score and baseline scores of every image, as CSV.
 #include "common.hpp"
+#include "imagescore/core/partition.hpp"
 #include "imagescore/dist/dist.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/models/model.hpp"
@@ -49,7 +50,7 @@ void add_score_command(CLI::App& app) {
       // the parts in rank order, which is the single-process order.
       const auto& cluster = dist::cluster();
       if (cluster.distributed()) {
-        auto [first, last] = dist::shard_range(source->size(), std::size_t(cluster.rank) + 1, std::size_t(cluster.size));
+        auto [first, last] = shard_range(source->size(), std::size_t(cluster.rank) + 1, std::size_t(cluster.size));
         std::vector<std::size_t> part;
         for (std::size_t i = first; i < last; ++i) part.push_back(i);
         source = subset(std::move(source), std::move(part));

@@ -58,11 +58,4 @@ void run_command(const std::function<nlohmann::json()>& body) {
   if (g.json && cluster.rank == 0) std::cout << summary.dump(2) << std::endl;
 }
 
-std::string fixed(double value, int decimals) {
-  if (std::isnan(value)) return "-";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
-  return buf;
-}
-
 }  // namespace imagescore::cli

@@ -10,6 +10,7 @@
 #include "imagescore/data/data.hpp"
 #include <string>
 
+#include "imagescore/core/text.hpp"
 #include "imagescore/stats/analysis.hpp"
 
 namespace imagescore::cli {
@@ -61,8 +62,5 @@ void add_detect_command(CLI::App& app);
 // --bins, --binning (into `binning`, parsed later), --resamples, --seed, --confidence:
 // shared by analyze and report.
 void add_analysis_options(CLI::App& command, AnalysisOptions& analysis, std::string& binning);
-
-// Formats a number for tables.
-std::string fixed(double value, int decimals);
 
 }  // namespace imagescore::cli

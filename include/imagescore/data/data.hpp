@@ -130,7 +130,4 @@ class BatchLoader {
   std::unique_ptr<Impl> impl_;
 };
 
-// Seeded permutation of 0..n-1 (SplitMix64 + Fisher-Yates: identical on every platform).
-std::vector<std::size_t> seeded_permutation(std::size_t n, std::uint64_t seed);
-
 }  // namespace imagescore

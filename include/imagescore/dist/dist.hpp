@@ -29,9 +29,6 @@ void finalize();
 [[noreturn]] void abort_all(int code);
 void barrier();
 
-// Images [first, last) of shard `index` (1-based) of `count` over n images.
-std::pair<std::size_t, std::size_t> shard_range(std::size_t n, std::size_t index, std::size_t count);
-
 // Adds every rank's profile sums and counts into rank 0's `set` (exact integer sums).
 void reduce_profiles(ProfileSet& set);
 

@@ -63,11 +63,5 @@ struct SelectionRow {
 };
 std::vector<SelectionRow> read_selection(const std::string& path);
 
-// Shortest decimal text that reads back to the same double ("%.17g" trimmed).
-std::string format_double(double value);
-
-// A CSV field as the toolkit writes it: quoted (RFC 4180) when it contains a comma, a
-// quote or a line break, unchanged otherwise.
-std::string csv_field(const std::string& text);
 
 }  // namespace imagescore

@@ -19,9 +19,6 @@ struct SelectOptions {
   bool global = false;          // rank all rows together instead of per predicted class
 };
 
-// How many of n candidates a fraction keeps: round(fraction * n), halves rounded up.
-std::size_t count_for_fraction(double fraction, std::size_t n);
-
 // Row positions of the selected rows, ordered by predicted class (or not, when global),
 // then score descending, then id ascending (ties are broken by id, deterministically).
 // `num_classes` bounds the class ids (alpha must have that many entries).

@@ -1,0 +1,19 @@
+// How a share or a shard of n items is counted, the same way everywhere (selection,
+// precision at the top, profile and score shards, MPI ranks).
+#pragma once
+
+#include <cstddef>
+#include <utility>
+
+namespace imagescore {
+
+// How many of n items a fraction in [0, 1] keeps: round(fraction * n), halves rounded
+// up. Fails on a fraction outside [0, 1].
+std::size_t count_for_fraction(double fraction, std::size_t n);
+
+// Items [first, last) of shard `index` (1-based) of `count` over n items: contiguous,
+// disjoint, covering [0, n), sizes differing by at most one. Fails unless
+// 1 <= index <= count.
+std::pair<std::size_t, std::size_t> shard_range(std::size_t n, std::size_t index, std::size_t count);
+
+}  // namespace imagescore
