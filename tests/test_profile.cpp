@@ -145,7 +145,7 @@ TEST(Profiles, BadInput) {
   auto shard = build_profiles(*f.model, *f.source, o);
   EXPECT_ERROR_CONTAINS(check_profiles_match(shard, *f.model, "s"), "s: is shard 1/2 only");
   o.shard_index = 3;
-  EXPECT_ERROR_CONTAINS(build_profiles(*f.model, *f.source, o), "--shard");
+  EXPECT_ERROR_CONTAINS(build_profiles(*f.model, *f.source, o), "shard: expected I/K with 1 <= I <= K, got 3/2");
   // Unlabelled data cannot make per-class profiles; global mode can.
   testing::MemorySource pool(kShape, {});
   std::vector<std::uint8_t> px(kShape.pixels(), 7);
