@@ -5,6 +5,7 @@
 #include "imagescore/score/profile.hpp"
 #include "imagescore/core/runtime.hpp"
 #include "imagescore/score/score.hpp"
+#include "imagescore/stats/score_summary.hpp"
 #include "test_sources.hpp"
 #include "test_util.hpp"
 

@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "imagescore/core/error.hpp"
-#include "imagescore/stats/metrics.hpp"
 #include "imagescore/core/progress.hpp"
 #include "imagescore/core/runtime.hpp"
 #include "imagescore/score/score.hpp"
@@ -174,30 +173,6 @@ std::size_t score_images(Model& model, const ProfileSet& profiles, const ImageSo
   }
   progress.finish();
   return images;
-}
-
-ScoreSummarizer::ScoreSummarizer() : auroc_(score_columns().size()) {}
-
-void ScoreSummarizer::add(const ScoreRow& row) {
-  ++summary_.images;
-  if (row.label < 0) return;
-  ++summary_.labelled;
-  const bool correct = row.label == row.pred;
-  summary_.correct += correct;
-  for (std::size_t c = 0; c < auroc_.size(); ++c) auroc_[c].add(row.values.at(c), correct);
-}
-
-ScoreSummary ScoreSummarizer::finish() {
-  // The AUROC is defined only where every image has a label.
-  if (summary_.labelled > 0 && summary_.labelled == summary_.images)
-    for (std::size_t c = 0; c < auroc_.size(); ++c) summary_.auroc[score_columns()[c]] = auroc_[c].finish();
-  return summary_;
-}
-
-ScoreSummary summarize_scores(const ScoreTable& table) {
-  ScoreSummarizer summarizer;
-  for (const auto& row : table.rows) summarizer.add(row);
-  return summarizer.finish();
 }
 
 }  // namespace imagescore

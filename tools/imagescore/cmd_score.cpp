@@ -5,6 +5,7 @@
 #include "imagescore/core/error.hpp"
 #include "imagescore/models/model.hpp"
 #include "imagescore/score/score.hpp"
+#include "imagescore/stats/score_summary.hpp"
 #include "imagescore/data/split.hpp"
 
 namespace imagescore::cli {

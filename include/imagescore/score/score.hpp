@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "imagescore/stats/metrics.hpp"
 #include "imagescore/score/profile.hpp"
 #include "imagescore/score/scores_table.hpp"
 
@@ -57,33 +56,11 @@ struct ScoreRunOptions {
   bool quiet = false;
 };
 
-struct ScoreSummary {
-  std::size_t images = 0;
-  std::size_t labelled = 0;
-  std::size_t correct = 0;
-  std::map<std::string, double> auroc;  // per score column, when labels are known
-};
-
 // Scores every image of `source`, calling `sink` with each row in source order, and
 // returns the number of images. The row's value columns are score_columns(), then
 // per-tap terms if requested. Memory does not grow with the number of images.
 std::size_t score_images(Model& model, const ProfileSet& profiles, const ImageSource& source,
                          const ScoreRunOptions& options, const std::function<void(const ScoreRow&)>& sink);
-
-// Counts, accuracy and (when every row has a label) the AUROC of each score column, from
-// rows as they stream past, in bounded memory (StreamingAuroc).
-class ScoreSummarizer {
- public:
-  ScoreSummarizer();
-  void add(const ScoreRow& row);
-  ScoreSummary finish();
-
- private:
-  ScoreSummary summary_;
-  std::vector<StreamingAuroc> auroc_;  // one per score column
-};
-// The same for a table in memory.
-ScoreSummary summarize_scores(const ScoreTable& table);
 
 // Names of the value columns a run writes: score_columns() plus "tap:<name>" with per_tap.
 std::vector<std::string> score_value_columns(const ProfileSet& profiles, bool per_tap);
