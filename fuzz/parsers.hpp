@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "data/image_decode.hpp"
+#include "imagescore/data/image_codec.hpp"
 #include "imagescore/data/data.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/score/profile.hpp"
@@ -105,11 +105,11 @@ inline void parse_csv_manifest(const std::uint8_t* data, std::size_t size) {
 inline void parse_image(const std::uint8_t* data, std::size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);
   expect_only_errors([&] {
-    imagescore::ImageShape shape = imagescore::detail::read_image_header(bytes, "fuzz");
+    imagescore::ImageShape shape = imagescore::read_image_header(bytes, "fuzz");
     for (int channels : {shape.channels, 4 - shape.channels}) {
       shape.channels = channels;
       std::vector<std::uint8_t> pixels(shape.pixels());
-      imagescore::detail::decode_image(bytes, "fuzz", shape, pixels.data());
+      imagescore::decode_image(bytes, "fuzz", shape, pixels.data());
     }
   });
 }

@@ -15,7 +15,7 @@
 #include "imagescore/report/report.hpp"
 #include "imagescore/score/score.hpp"
 #include "imagescore/select/select.hpp"
-#include "report/image_encode.hpp"
+#include "imagescore/data/image_codec.hpp"
 #include "test_files.hpp"
 #include "test_util.hpp"
 
@@ -34,7 +34,7 @@ namespace fs = std::filesystem;
 std::string uniform_png(int width, int height, int channels, std::uint8_t value) {
   const ImageShape shape{channels, height, width};
   const std::vector<std::uint8_t> chw(shape.pixels(), value);
-  return detail::encode_png(shape, chw.data());
+  return encode_png(shape, chw.data());
 }
 
 struct Object {

@@ -57,10 +57,10 @@ TEST(Reliability, IdxHeaderClaimingBillionsOfHugeImagesIsRefused) {
 
 TEST(Reliability, ImageHeadersClaimingHugeSizesAreRefused) {
   const std::string dir = "fuzz/corpus/image/";
-  EXPECT_ERROR_CONTAINS(detail::read_image_header(testing::read_bytes(dir + "too_large.png"), "large.png"),
+  EXPECT_ERROR_CONTAINS(read_image_header(testing::read_bytes(dir + "too_large.png"), "large.png"),
                         "large.png: unreadable image (size 100000x3 outside 1..16384 pixels per side)");
   // 16384x16384 RGB (805 MB of pixels) claimed by a 66-byte PNG: refused from the header.
-  EXPECT_ERROR_CONTAINS(detail::read_image_header(testing::read_bytes(dir + "huge_header.png"), "huge.png"),
+  EXPECT_ERROR_CONTAINS(read_image_header(testing::read_bytes(dir + "huge_header.png"), "huge.png"),
                         "huge.png: unreadable image (size 16384x16384 is more than a 66-byte PNG can hold)");
 }
 

@@ -2,12 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/image_decode.hpp"
+#include "imagescore/data/image_codec.hpp"
 #include "imagescore/data/data.hpp"
 #include "imagescore/models/model.hpp"
 #include "imagescore/score/scores_table.hpp"
 #include "report/assets.hpp"
-#include "report/image_encode.hpp"
+#include "imagescore/data/image_codec.hpp"
 #include "test_util.hpp"
 
 namespace imagescore {
@@ -49,12 +49,12 @@ TEST(Report, JsonForScriptEscapesMarkup) {
 }
 
 TEST(Report, Base64KnownVectors) {
-  EXPECT_EQ(detail::base64(""), "");
-  EXPECT_EQ(detail::base64("f"), "Zg==");
-  EXPECT_EQ(detail::base64("fo"), "Zm8=");
-  EXPECT_EQ(detail::base64("foo"), "Zm9v");
-  EXPECT_EQ(detail::base64("foobar"), "Zm9vYmFy");
-  EXPECT_EQ(detail::base64(std::string("\xff\x00\x10", 3)), "/wAQ");
+  EXPECT_EQ(base64(""), "");
+  EXPECT_EQ(base64("f"), "Zg==");
+  EXPECT_EQ(base64("fo"), "Zm8=");
+  EXPECT_EQ(base64("foo"), "Zm9v");
+  EXPECT_EQ(base64("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64(std::string("\xff\x00\x10", 3)), "/wAQ");
 }
 
 TEST(Report, PngRoundTripsThroughTheDecoder) {
@@ -62,24 +62,24 @@ TEST(Report, PngRoundTripsThroughTheDecoder) {
     const ImageShape shape{channels, 3, 5};
     std::vector<std::uint8_t> chw(shape.pixels());
     for (std::size_t i = 0; i < chw.size(); ++i) chw[i] = std::uint8_t(i * 7);
-    const std::string png = detail::encode_png(shape, chw.data());
-    EXPECT_EQ(detail::read_image_header(png, "x.png"), shape);
+    const std::string png = encode_png(shape, chw.data());
+    EXPECT_EQ(read_image_header(png, "x.png"), shape);
     std::vector<std::uint8_t> back(shape.pixels());
-    detail::decode_image(png, "x.png", shape, back.data());
+    decode_image(png, "x.png", shape, back.data());
     EXPECT_EQ(back, chw);
   }
-  EXPECT_ERROR_CONTAINS(detail::encode_png(ImageShape{2, 2, 2}, nullptr), "only 1- or 3-channel");
+  EXPECT_ERROR_CONTAINS(encode_png(ImageShape{2, 2, 2}, nullptr), "only 1- or 3-channel");
 }
 
 TEST(Report, LargeThumbnailsAreShrunk) {
   const ImageShape shape{1, 200, 100};
   const std::vector<std::uint8_t> chw(shape.pixels(), 200);
-  const std::string url = detail::png_data_url(shape, chw, 96);
+  const std::string url = png_data_url(shape, chw, 96);
   ASSERT_EQ(url.rfind("data:image/png;base64,", 0), 0u);
   const std::string png = unbase64(url.substr(22));
-  EXPECT_EQ(detail::read_image_header(png, "thumb.png"), (ImageShape{1, 66, 33}));  // box filter of 3
+  EXPECT_EQ(read_image_header(png, "thumb.png"), (ImageShape{1, 66, 33}));  // box filter of 3
   std::vector<std::uint8_t> pixels(66 * 33);
-  detail::decode_image(png, "thumb.png", ImageShape{1, 66, 33}, pixels.data());
+  decode_image(png, "thumb.png", ImageShape{1, 66, 33}, pixels.data());
   EXPECT_EQ(pixels.front(), 200);
 }
 
@@ -104,7 +104,7 @@ struct NastyData {
         std::vector<std::uint8_t> chw(shape.pixels(), std::uint8_t(40 * i + 100 * c));
         const std::string name = c == 0 && i == 0 ? kNastyFile : std::to_string(i) + ".png";
         write_bytes(dir.file("data/test/" + (c == 0 ? kNastyClass : std::string("plain")) + "/" + name),
-                    detail::encode_png(shape, chw.data()));
+                    encode_png(shape, chw.data()));
       }
     spec = "folder:" + dir.file("data");
     scores = dir.file("scores.csv");
@@ -202,7 +202,7 @@ TEST(Report, RejectsScoresThatDoNotMatchTheData) {
   for (int i = 0; i < 6; ++i) {  // class a holds image 0 only, so image 1 has label 1 here
     std::vector<std::uint8_t> chw(28 * 28, 0);
     write_bytes(other.file("test/" + std::string(i == 0 ? "a" : "b") + "/" + std::to_string(i) + ".png"),
-                detail::encode_png(ImageShape{1, 28, 28}, chw.data()));
+                encode_png(ImageShape{1, 28, 28}, chw.data()));
   }
   options.split = "test";
   options.data = "folder:" + other.path();

@@ -2,9 +2,9 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
 #include "data_detail.hpp"
-#include "imagescore/detect/detect.hpp"
 #include "imagescore/core/error.hpp"
 
 namespace imagescore {
@@ -98,40 +98,84 @@ SplitName parse_split_name(const std::string& name) {
   throw Error("split '" + name + "': expected train or test");
 }
 
+namespace {
+
+std::string split_label(SplitName split) { return split == SplitName::Train ? "train" : "test"; }
+
+// The kinds, guarded: registrars of other layers run while the library loads, and
+// commands may open data from several threads.
+struct KindRegistry {
+  std::mutex mutex;
+  std::vector<DataKind> kinds;
+  KindRegistry() {
+    auto by_split = [](auto open) {
+      return [open](const std::string& location, const std::string& split, const std::string& spec) {
+        return open(location, parse_split_name(split), spec);
+      };
+    };
+    kinds = {
+        {"idx", "idx:DIR", "folder", by_split([](const std::string& dir, SplitName split, const std::string& spec) {
+           return detail::open_idx(dir, split, detail::numbered_class_names(10), spec);
+         })},
+        {"cifar10", "cifar10:DIR", "folder", by_split(detail::open_cifar10)},
+        {"cifar100", "cifar100:DIR", "folder", by_split(detail::open_cifar100)},
+        {"folder", "folder:DIR", "folder", by_split(detail::open_image_folder)},
+        {"csv", "csv:FILE", "file", [](const std::string& file, const std::string&, const std::string& spec) {
+           return detail::open_csv_manifest(file, spec);
+         }},
+    };
+  }
+};
+
+KindRegistry& registry() {
+  static KindRegistry instance;
+  return instance;
+}
+
+}  // namespace
+
+void register_data_kind(DataKind kind) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  for (const auto& k : r.kinds)
+    if (k.name == kind.name) throw Error("data kind '" + kind.name + "' is registered twice");
+  r.kinds.push_back(std::move(kind));
+}
+
+std::vector<DataKind> data_kinds() {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return r.kinds;
+}
+
 std::unique_ptr<ImageSource> open_data(const std::string& spec, SplitName split) {
+  return open_data(spec, split_label(split));
+}
+
+std::unique_ptr<ImageSource> open_data(const std::string& spec, const std::string& split_name) {
   if (spec == "fashion-mnist") {
     std::error_code ec;
     if (!std::filesystem::is_directory(kFashionMnistDir, ec))
       throw Error("data spec 'fashion-mnist': " + std::string(kFashionMnistDir) +
                   " not found (install Debian's dataset-fashion-mnist)");
-    return detail::open_idx(kFashionMnistDir, split,
+    return detail::open_idx(kFashionMnistDir, parse_split_name(split_name),
                             {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                              "Bag", "Ankle boot"},
                             spec);
   }
   const std::size_t colon = spec.find(':');
-  const std::string kind = spec.substr(0, colon);
+  const std::string name = spec.substr(0, colon);
   const std::string location = colon == std::string::npos ? "" : spec.substr(colon + 1);
-  const bool known = kind == "idx" || kind == "cifar10" || kind == "cifar100" || kind == "folder" || kind == "csv" ||
-                     kind == "voc" || kind == "coco";
-  if (!known)
-    throw Error("data spec '" + spec + "': unknown kind '" + kind +
-                "' (expected fashion-mnist, idx:DIR, cifar10:DIR, cifar100:DIR, folder:DIR, csv:FILE, voc:DIR or coco:FILE)");
+  const auto kinds = data_kinds();
+  auto kind = std::find_if(kinds.begin(), kinds.end(), [&](const DataKind& k) { return k.name == name; });
+  if (kind == kinds.end()) {
+    std::string known = "fashion-mnist";
+    for (const auto& k : kinds) known += ", " + k.syntax;
+    throw Error("data spec '" + spec + "': unknown kind '" + name + "' (expected " + known + ")");
+  }
   if (location.empty())
-    throw Error("data spec '" + spec + "': missing " + (kind == "csv" || kind == "coco" ? "file" : "folder"));
-  if (kind == "voc") return open_voc_images(location, split == SplitName::Train ? "train" : "test", spec);
-  if (kind == "coco") return open_coco_images(location, spec);
-  if (kind == "idx") return detail::open_idx(location, split, detail::numbered_class_names(10), spec);
-  if (kind == "cifar10") return detail::open_cifar10(location, split, spec);
-  if (kind == "cifar100") return detail::open_cifar100(location, split, spec);
-  if (kind == "folder") return detail::open_image_folder(location, split, spec);
-  return detail::open_csv_manifest(location, spec);
-}
-
-std::unique_ptr<ImageSource> open_data(const std::string& spec, const std::string& split_name) {
-  // A VOC folder has named image lists (train, val, trainval, test, ...).
-  if (spec.rfind("voc:", 0) == 0 && spec.size() > 4) return open_voc_images(spec.substr(4), split_name, spec);
-  return open_data(spec, parse_split_name(split_name));
+    throw Error("data spec '" + spec + "': missing " + kind->location);
+  return kind->open(location, split_name, spec);
 }
 
 std::unique_ptr<ImageSource> subset(const ImageSource& base, std::vector<std::size_t> indices) {

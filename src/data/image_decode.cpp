@@ -1,4 +1,4 @@
-#include "image_decode.hpp"
+#include "imagescore/data/image_codec.hpp"
 
 #include <png.h>
 #include <turbojpeg.h>
@@ -7,8 +7,9 @@
 #include <vector>
 
 #include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
 
-namespace imagescore::detail {
+namespace imagescore {
 namespace {
 
 // Refuses headers whose size alone would make every batch buffer enormous.
@@ -132,4 +133,13 @@ void decode_image(const std::string& bytes, const std::string& file, const Image
   to_planar(interleaved, expected, out);
 }
 
-}  // namespace imagescore::detail
+std::vector<std::uint8_t> decode_rgb(const std::string& path, ImageShape& shape) {
+  const std::string bytes = read_file(path, std::uint64_t(1) << 30);
+  shape = read_image_header(bytes, path);
+  shape.channels = 3;  // greyscale is replicated into RGB by the decoder
+  std::vector<std::uint8_t> pixels(shape.pixels());
+  decode_image(bytes, path, shape, pixels.data());
+  return pixels;
+}
+
+}  // namespace imagescore

@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "data_detail.hpp"
-#include "image_decode.hpp"
+#include "imagescore/data/image_codec.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
 

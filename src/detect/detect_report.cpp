@@ -1,4 +1,6 @@
-#include "detect/detect_report.hpp"
+#include <nlohmann/json.hpp>
+
+#include "imagescore/detect/detect.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -7,9 +9,9 @@
 
 #include "detect/detect_detail.hpp"
 #include "imagescore/core/error.hpp"
-#include "report/image_encode.hpp"
+#include "imagescore/data/image_codec.hpp"
 
-namespace imagescore::detail {
+namespace imagescore {
 namespace {
 
 using json = nlohmann::json;
@@ -74,7 +76,7 @@ json detection_section(const ScoreTable& table, const std::string& by, const Det
   for (const ScoreRow* row : order) {
     json& shown = selected.count(row->id) ? shown_selected : shown_rejected;
     if (shown.size() >= options.count) continue;
-    const auto match = predicted.find(file_name_of(row->path));
+    const auto match = predicted.find(detail::file_name_of(row->path));
     shown.push_back(card(*row, row->values[column], match == predicted.end() ? nullptr : match->second, options.min_confidence));
   }
   return {{"by", by},
@@ -85,4 +87,4 @@ json detection_section(const ScoreTable& table, const std::string& by, const Det
           {"rejected", shown_rejected}};
 }
 
-}  // namespace imagescore::detail
+}  // namespace imagescore

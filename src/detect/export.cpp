@@ -5,7 +5,7 @@
 #include <map>
 #include <set>
 
-#include "data/image_decode.hpp"
+#include "imagescore/data/image_codec.hpp"
 #include "detect/detect_detail.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
@@ -71,7 +71,7 @@ ExportSummary export_pseudo_labels(const std::string& selection_path, const Dete
     if (match == predicted.end())
       fail(selection_path, "no predictions for the selected image '" + name + "' (" + row.path +
                                "; predictions are matched by file name)");
-    const ImageShape shape = detail::read_image_header(read_file(row.path, std::uint64_t(1) << 30), row.path);
+    const ImageShape shape = read_image_header(read_file(row.path, std::uint64_t(1) << 30), row.path);
     ImageBoxes image;
     image.file_name = name;
     image.id = match->second->id;

@@ -10,7 +10,7 @@
 #include <set>
 #include <sstream>
 
-#include "data/image_decode.hpp"
+#include "imagescore/data/image_codec.hpp"
 #include "detect/detect_detail.hpp"
 #include "imagescore/core/text.hpp"
 #include "imagescore/core/error.hpp"
@@ -195,6 +195,11 @@ std::vector<Category> categories_of(const std::vector<ImageBoxes>& images) {
 
 namespace detail {
 
+std::string file_name_of(const std::string& path) {
+  const std::size_t slash = path.find_last_of("/\\");
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
 void clip_to_image(Box& box, int width, int height, const std::string& where) {
   box.xmin = std::clamp(box.xmin, 0.0, double(width));
   box.xmax = std::clamp(box.xmax, 0.0, double(width));
@@ -228,10 +233,16 @@ const ImageBoxes* Detections::find(const std::string& file_name) const {
 }
 
 std::unique_ptr<ImageSource> open_voc_images(const std::string& location, const std::string& list, const std::string& spec) {
-  auto [dir, fit] = detail::split_input_fit(location, spec);
+  auto [dir, fit] = split_input_fit(location, spec);
   VocImages images = voc_images(dir, list);
-  return detail::fitted_image_source(spec, std::move(images.image_paths), fit);
+  return open_fitted_images(spec, std::move(images.image_paths), fit);
 }
+
+namespace {
+// voc:DIR[@HxW[,resize]] opens with the data specs of every command.
+[[maybe_unused]] const bool kVocKindRegistered =
+    (register_data_kind({"voc", "voc:DIR[@HxW[,resize]]", "folder", open_voc_images}), true);
+}  // namespace
 
 ImageBoxes read_voc_xml(const std::string& path) {
   ImageBoxes image = parse_voc_xml(path);
@@ -260,7 +271,7 @@ Detections read_voc_folder(const std::string& dir) {
 }
 
 Detections read_voc_annotations(const std::string& location, const std::string& list) {
-  const std::string dir = detail::split_input_fit(location, "voc:" + location).first;
+  const std::string dir = split_input_fit(location, "voc:" + location).first;
   const VocImages images = voc_images(dir, list);
   Detections detections;
   for (std::size_t i = 0; i < images.ids.size(); ++i) {
@@ -268,7 +279,7 @@ Detections read_voc_annotations(const std::string& location, const std::string& 
     // The image file itself is what scores and selections name.
     image.file_name = detail::file_name_of(images.image_paths[i]);
     if (image.width <= 0 || image.height <= 0) {
-      const ImageShape shape = detail::read_image_header(read_file(images.image_paths[i], std::uint64_t(1) << 30),
+      const ImageShape shape = read_image_header(read_file(images.image_paths[i], std::uint64_t(1) << 30),
                                                          images.image_paths[i]);
       image.width = shape.width;
       image.height = shape.height;

@@ -13,9 +13,9 @@
 #include "imagescore/models/model.hpp"
 #include "imagescore/score/scores_table.hpp"
 #include "imagescore/data/split.hpp"
-#include "detect/detect_report.hpp"
+#include "imagescore/detect/detect.hpp"
 #include "report/assets.hpp"
-#include "report/image_encode.hpp"
+#include "imagescore/data/image_codec.hpp"
 
 namespace imagescore {
 namespace {
@@ -233,7 +233,7 @@ json gallery_item(const ScoreTable& table, std::size_t r, const std::vector<std:
           {"pred", class_name(classes, row.pred)},
           {"correct", row.label >= 0 ? json(row.label == row.pred) : json(nullptr)},
           {"scores", values},
-          {"image", source ? json(detail::png_data_url(source->shape(), read_image(*source, row, table.path), kThumbnailSide))
+          {"image", source ? json(png_data_url(source->shape(), read_image(*source, row, table.path), kThumbnailSide))
                            : json(nullptr)}};
 }
 
@@ -305,7 +305,7 @@ json feature_maps(const std::string& model_path, const ImageSource& source, cons
     for (std::size_t p = 0; p < plane; ++p) grey[p] = std::uint8_t(std::lround(255.0f * (map[p] - *low) / range));
     maps.push_back({{"channel", c},
                     {"max", *std::max_element(map, map + plane)},
-                    {"image", detail::png_data_url(map_shape, grey, kThumbnailSide)}});
+                    {"image", png_data_url(map_shape, grey, kThumbnailSide)}});
   }
   std::size_t predicted = 0;
   for (std::size_t k = 1; k < output.num_classes; ++k)
@@ -319,7 +319,7 @@ json feature_maps(const std::string& model_path, const ImageSource& source, cons
           {"path", row.path},
           {"label", row.label >= 0 ? json(class_name(classes, row.label)) : json(nullptr)},
           {"pred", class_name(classes, std::int64_t(predicted))},
-          {"image", detail::png_data_url(source.shape(), pixels, kThumbnailSide)},
+          {"image", png_data_url(source.shape(), pixels, kThumbnailSide)},
           {"maps", maps}};
 }
 
@@ -359,7 +359,7 @@ nlohmann::json report_data(const ReportOptions& o) {
   if (!in.model.empty())
     data["features"] = feature_maps(in.model, *source, table, o.feature_image.value_or(table.rows.front().id), classes);
   if (!o.detections.empty())
-    data["boxes"] = detail::detection_section(table, by, {o.selection, o.detections, o.coco_images, o.min_confidence, o.detection_count});
+    data["boxes"] = detection_section(table, by, {o.selection, o.detections, o.coco_images, o.min_confidence, o.detection_count});
   return data;
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,13 +63,28 @@ SplitName parse_split_name(const std::string& name);
 //   folder:DIR             DIR/<split>/<class>/*.png|jpg if DIR/<split> exists, else
 //                          DIR/<class>/*; images directly in DIR form an unlabelled pool
 //   csv:FILE               lines "path[,label]" (paths relative to the file's folder)
-//   voc:DIR[@HxW[,resize]] Pascal VOC images, unlabelled, fitted to HxW (detect.hpp)
-//   coco:FILE[:IMAGE_DIR][@HxW[,resize]]  the images of a COCO file, likewise
+// and the kinds other layers register (data_kinds()): detection's voc: and coco:.
 // `split` selects the training or test part where the format has one.
 std::unique_ptr<ImageSource> open_data(const std::string& spec, SplitName split);
-// The same with the split by name: train or test, or for a VOC folder any list name in
-// ImageSets/Main (such as val).
+// The same with the split by name: train or test, or where a kind has other parts (a VOC
+// folder's lists in ImageSets/Main, such as val), any of those.
 std::unique_ptr<ImageSource> open_data(const std::string& spec, const std::string& split_name);
+
+// A kind of data spec, "name:location": `open` opens the part `split` of `location`
+// (`spec` is the whole spec, for messages and ImageSource::spec()).
+struct DataKind {
+  std::string name;    // what comes before the colon
+  std::string syntax;  // for messages, such as "voc:DIR[@HxW[,resize]]"
+  std::string location;  // what the location names: "folder" or "file"
+  std::function<std::unique_ptr<ImageSource>(const std::string& location, const std::string& split,
+                                             const std::string& spec)>
+      open;
+};
+// Adds a kind; fails if its name is taken. The data layer's own kinds are there from the
+// start; the detection layer registers voc and coco when the library loads.
+void register_data_kind(DataKind kind);
+// Every kind, in registration order.
+std::vector<DataKind> data_kinds();
 
 // A view of a subset of another source (indices into it); `base` must outlive it.
 std::unique_ptr<ImageSource> subset(const ImageSource& base, std::vector<std::size_t> indices);

@@ -10,36 +10,13 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "imagescore/data/data.hpp"
+#include "imagescore/data/fit.hpp"
+#include "imagescore/score/scores_table.hpp"
 
 namespace imagescore {
-
-// ---- fitting images of any size to the backbone's input -----------------------------
-
-// The backbone's input size and how images are fitted to it: letter-boxed (the default:
-// aspect ratio kept, scaled to fit, centred, the rest black) or resized to fill it.
-struct InputFit {
-  int height = 224;
-  int width = 224;
-  bool resize = false;  // true: stretched to height x width, aspect ratio lost
-};
-
-// Parses "HxW" or "HxW,resize" (height first, like `model info` prints the input).
-InputFit parse_input_fit(const std::string& text);
-
-// Where an image of image_width x image_height lands in the input: the content is
-// content_width x content_height pixels with its top-left corner at (offset_x, offset_y).
-// Letterbox: s = min(W / w, H / h), content = round(w * s) x round(h * s) (at least 1,
-// at most W x H), offset = floor((W - content) / 2) on each axis.
-struct FitGeometry {
-  int offset_x = 0, offset_y = 0;
-  int content_width = 0, content_height = 0;
-};
-FitGeometry fit_geometry(int image_width, int image_height, const InputFit& fit);
-
-// Fits an 8-bit CHW image into `out` (shape.channels x fit.height x fit.width, CHW) with
-// stb_image_resize's default filters; an image already of the content size is copied.
-void fit_image(const std::uint8_t* chw, const ImageShape& shape, const InputFit& fit, std::uint8_t* out);
 
 // The images of a Pascal VOC folder, unlabelled (detection profiles are global), fitted
 // to `fit`, always 3 channels. `location` is what follows "voc:" in the data spec,
@@ -140,5 +117,20 @@ struct ExportSummary {
 // component); its size is read from the image file at the selection's path.
 ExportSummary export_pseudo_labels(const std::string& selection_path, const Detections& predictions,
                                    const ExportOptions& options);
+
+// ---- the report's detection section ----------------------------------------------
+
+// The HTML report shows the selected and the rejected images with their predicted boxes.
+struct DetectionSectionOptions {
+  std::string selection;     // selection CSV of the scored images
+  std::string predictions;   // folder of VOC XML files or a COCO file
+  std::string coco_images;   // with a COCO results file: the file naming its images
+  double min_confidence = 0.5;
+  std::size_t count = 12;    // images shown of the selected and of the rejected
+};
+
+// The selected and the rejected images of `table` (each by `by`, highest first) as
+// thumbnails of the original image files with their predicted boxes.
+nlohmann::json detection_section(const ScoreTable& table, const std::string& by, const DetectionSectionOptions& options);
 
 }  // namespace imagescore

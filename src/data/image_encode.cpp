@@ -1,4 +1,4 @@
-#include "report/image_encode.hpp"
+#include "imagescore/data/image_codec.hpp"
 
 #include <png.h>
 
@@ -6,7 +6,7 @@
 
 #include "imagescore/core/error.hpp"
 
-namespace imagescore::detail {
+namespace imagescore {
 
 std::string encode_png(const ImageShape& shape, const std::uint8_t* chw) {
   if (shape.channels != 1 && shape.channels != 3) fail("png", "only 1- or 3-channel images can be written");
@@ -65,4 +65,4 @@ std::string png_data_url(const ImageShape& shape, const std::vector<std::uint8_t
   return "data:image/png;base64," + base64(encode_png(small, shrunk.data()));
 }
 
-}  // namespace imagescore::detail
+}  // namespace imagescore

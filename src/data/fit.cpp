@@ -6,8 +6,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "data/image_decode.hpp"
-#include "detect/detect_detail.hpp"
+#include "imagescore/data/fit.hpp"
+#include "imagescore/data/image_codec.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
 
@@ -45,7 +45,7 @@ class FittedImageSource : public ImageSource {
   std::string path(std::size_t i) const override { return paths_.at(i); }
   void read(std::size_t i, std::uint8_t* out) const override {
     ImageShape natural;
-    const std::vector<std::uint8_t> pixels = detail::decode_rgb(paths_.at(i), natural);
+    const std::vector<std::uint8_t> pixels = decode_rgb(paths_.at(i), natural);
     fit_image(pixels.data(), natural, fit_, out);
   }
   std::string spec() const override { return spec_; }
@@ -99,8 +99,6 @@ void fit_image(const std::uint8_t* chw, const ImageShape& shape, const InputFit&
                  g.content_height, fit.width);
 }
 
-namespace detail {
-
 std::pair<std::string, InputFit> split_input_fit(const std::string& location, const std::string& spec) {
   const std::size_t at = location.rfind('@');
   if (at == std::string::npos || location.find('/', at) != std::string::npos) return {location, InputFit{}};
@@ -111,17 +109,8 @@ std::pair<std::string, InputFit> split_input_fit(const std::string& location, co
   }
 }
 
-std::unique_ptr<ImageSource> fitted_image_source(std::string spec, std::vector<std::string> paths, InputFit fit) {
+std::unique_ptr<ImageSource> open_fitted_images(std::string spec, std::vector<std::string> paths, InputFit fit) {
   return std::make_unique<FittedImageSource>(std::move(spec), std::move(paths), fit);
-}
-
-std::vector<std::uint8_t> decode_rgb(const std::string& path, ImageShape& shape) {
-  const std::string bytes = read_file(path, std::uint64_t(1) << 30);
-  shape = read_image_header(bytes, path);
-  shape.channels = 3;  // greyscale is replicated into RGB by the decoder
-  std::vector<std::uint8_t> pixels(shape.pixels());
-  decode_image(bytes, path, shape, pixels.data());
-  return pixels;
 }
 
 std::vector<std::uint8_t> resize_image(const std::vector<std::uint8_t>& chw, const ImageShape& shape, int width, int height) {
@@ -132,10 +121,4 @@ std::vector<std::uint8_t> resize_image(const std::vector<std::uint8_t>& chw, con
   return out;
 }
 
-std::string file_name_of(const std::string& path) {
-  const std::size_t slash = path.find_last_of("/\\");
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-}  // namespace detail
 }  // namespace imagescore
