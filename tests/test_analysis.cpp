@@ -20,7 +20,7 @@ std::vector<std::size_t> counts_of(const std::vector<ScoreBin>& bins) {
 TEST(Analysis, ParsesBinning) {
   EXPECT_EQ(parse_binning("width"), Binning::Width);
   EXPECT_EQ(parse_binning("quantile"), Binning::Quantile);
-  EXPECT_ERROR_CONTAINS(parse_binning("log"), "--binning: expected width or quantile, got 'log'");
+  EXPECT_ERROR_CONTAINS(parse_binning("log"), "binning: unknown binning 'log' (expected width or quantile)");
 }
 
 TEST(Analysis, EqualWidthBinsByHand) {
@@ -58,7 +58,7 @@ TEST(Analysis, ConstantValuesFormOneInterval) {
 }
 
 TEST(Analysis, BinningRejectsBadInput) {
-  EXPECT_ERROR_CONTAINS(bin_edges({1, 2}, 0, Binning::Width), "--bins: must be at least 1");
+  EXPECT_ERROR_CONTAINS(bin_edges({1, 2}, 0, Binning::Width), "bins: must be at least 1");
   EXPECT_ERROR_CONTAINS(bin_edges({}, 3, Binning::Width), "no values");
   EXPECT_ERROR_CONTAINS(bin_edges({1, std::nan("")}, 3, Binning::Quantile), "not finite");
   EXPECT_ERROR_CONTAINS(bin_scores({0, 1}, {0.5}, {true, false}), "as many correctness flags");
@@ -153,7 +153,7 @@ TEST(Analysis, BootstrapIsSeededAndBracketsTheValue) {
   }
   EXPECT_NE(a[0].lower, c[0].lower);
   options.confidence = 1.5;
-  EXPECT_ERROR_CONTAINS(detection_metrics(score, correct, options), "--confidence: must be in (0, 1)");
+  EXPECT_ERROR_CONTAINS(detection_metrics(score, correct, options), "confidence: must be in (0, 1)");
 }
 
 TEST(Analysis, UndefinedMetricsGiveNaNIntervals) {

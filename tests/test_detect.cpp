@@ -364,7 +364,7 @@ TEST(Detect, BadCocoFiles) {
   EXPECT_ERROR_CONTAINS(read_coco_results(dir.file("results.json"), dir.file("coco.json")), "results.json[0]: missing \"score\"");
   write_bytes(dir.file("results.json"), R"({"annotations": []})");
   EXPECT_ERROR_CONTAINS(read_coco_results(dir.file("results.json"), dir.file("coco.json")), "not a COCO results file");
-  EXPECT_ERROR_CONTAINS(read_predictions(dir.path(), dir.file("coco.json")), "--coco-images: only used with a COCO results file");
+  EXPECT_ERROR_CONTAINS(read_predictions(dir.path(), dir.file("coco.json")), "coco_images: only used with a COCO results file");
 }
 
 TEST(Detect, CocoImagesAsASource) {
@@ -525,7 +525,7 @@ TEST(Detect, ReportDrawsTheSelectedAndRejectedImagesWithTheirBoxes) {
   EXPECT_EQ(html.find("<img src=x>"), std::string::npos);
 
   options.detections.clear();
-  EXPECT_ERROR_CONTAINS(report_data(options), "--selection and --detections go together");
+  EXPECT_ERROR_CONTAINS(report_data(options), "detections: a selection and detections go together");
   options.detections = voc.dir.file("preds");
   write_bytes(options.selection, "id,path,pseudo_label,score\n5,elsewhere.jpg,0,1\n");
   EXPECT_ERROR_CONTAINS(report_data(options), "image 5 (elsewhere.jpg) is not in " + scores);

@@ -42,7 +42,7 @@ TEST(Device, UnknownNamesAreRefused) {
   DeviceGuard guard;
   for (const std::string name : {"gpu", "cuda:", "cuda:x", "cuda:-1", "CPU", "cuda:12345", ""})
     EXPECT_EQ(error_of([&] { set_device(name); }),
-              "--device: unknown device '" + name + "' (expected cpu, cuda or cuda:N)");
+              "device: unknown device '" + name + "' (expected cpu, cuda or cuda:N)");
   EXPECT_EQ(current_device(), "cpu");
 }
 
@@ -50,21 +50,21 @@ TEST(Device, CudaIsRefusedWhereThereIsNone) {
   if (cuda_device_count() > 0) GTEST_SKIP() << "a CUDA GPU is visible";
   DeviceGuard guard;
   const auto message = error_of([] { set_device("cuda"); });
-  EXPECT_TRUE(message == "--device cuda: this imagescore is built on a LibTorch without CUDA (docs/gpu.md: build "
+  EXPECT_TRUE(message == "device: 'cuda': this imagescore is built on a LibTorch without CUDA (docs/gpu.md: build "
                          "against a CUDA LibTorch)" ||
-              message == "--device cuda: no CUDA GPU is visible")
+              message == "device: 'cuda': no CUDA GPU is visible")
       << message;
   EXPECT_EQ(current_device(), "cpu");
   auto source = testing::separable_source(3, 4, {1, 8, 8}, 1);
   auto m = create_model("small-cnn", source->shape(), source->class_names(), compute_normalization(*source, 1), 1);
-  EXPECT_NE(error_of([&] { m->to_device("cuda:0"); }).find("--device cuda:0: "), std::string::npos);
+  EXPECT_NE(error_of([&] { m->to_device("cuda:0"); }).find("device: 'cuda:0': "), std::string::npos);
   EXPECT_EQ(m->device(), "cpu");
 }
 
 TEST(Device, ModelsWithoutDeviceSupportStayOnTheCpu) {
   testing::PixelModel m({1, 2, 2}, {"a", "b"});
   EXPECT_NO_THROW(m.to_device("cpu"));
-  EXPECT_EQ(error_of([&] { m.to_device("cuda"); }), "--device cuda: a pixel model runs on the CPU only");
+  EXPECT_EQ(error_of([&] { m.to_device("cuda"); }), "device: 'cuda': a pixel model runs on the CPU only");
 }
 
 // The GPU under test, or "" (the tests below then skip).

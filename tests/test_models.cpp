@@ -172,7 +172,7 @@ TEST(Training, BadOptions) {
   TrainOptions o;
   o.quiet = true;
   o.learning_rate = 0;
-  EXPECT_ERROR_CONTAINS(train_model(*m, *train, o), "--lr");
+  EXPECT_ERROR_CONTAINS(train_model(*m, *train, o), "lr: must be > 0");
   o.learning_rate = 1e-3;
   o.optimizer = "adagrad";
   EXPECT_ERROR_CONTAINS(train_model(*m, *train, o), "unknown optimizer 'adagrad'");

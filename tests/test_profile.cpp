@@ -134,7 +134,7 @@ TEST(Profiles, BadInput) {
   EXPECT_ERROR_CONTAINS(build_profiles(*f.model, two, o), "memory: class 'class2' has no reference images (empty class)");
   // Unknown tap.
   o.taps = {"conv9"};
-  EXPECT_ERROR_CONTAINS(build_profiles(*f.model, *f.source, o), "--taps: unknown tap 'conv9' (the model has: conv1, conv2, fc1, output)");
+  EXPECT_ERROR_CONTAINS(build_profiles(*f.model, *f.source, o), "taps: unknown tap 'conv9' (the model has: conv1, conv2, fc1, output)");
   o.taps.clear();
   // A profile from another model.
   auto set = build_profiles(*f.model, *f.source, o);
@@ -168,7 +168,7 @@ TEST(Profiles, ScoringChoosesTheProfile) {
   ScoreRunOptions so;
   so.quiet = true;
   so.by = ProfileChoice::Global;
-  EXPECT_ERROR_CONTAINS(score_images(*f.model, set, *f.source, so, [](const ScoreRow&) {}), "--by");
+  EXPECT_ERROR_CONTAINS(score_images(*f.model, set, *f.source, so, [](const ScoreRow&) {}), "by: the profile file holds per-class profiles");
   so.by = ProfileChoice::Label;
   ScoreTable table;
   table.value_columns = score_columns();

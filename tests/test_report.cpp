@@ -181,13 +181,13 @@ TEST(Report, FeatureMapsOfTheFirstConvLayer) {
   EXPECT_LE(features["range"][0].get<double>(), features["range"][1].get<double>());
 
   options.feature_image = 99;
-  EXPECT_ERROR_CONTAINS(report_data(options), "--feature-image: 99 is beyond the 6 images");
+  EXPECT_ERROR_CONTAINS(report_data(options), "feature_image: 99 is beyond the 6 images");
   options.feature_image.reset();
   options.data.clear();
-  EXPECT_ERROR_CONTAINS(report_data(options), "--model: needs --data");
+  EXPECT_ERROR_CONTAINS(report_data(options), "model: needs the data");
   options.model.clear();
   options.feature_image = 1;
-  EXPECT_ERROR_CONTAINS(report_data(options), "--feature-image: needs --model");
+  EXPECT_ERROR_CONTAINS(report_data(options), "feature_image: needs a model");
 }
 
 TEST(Report, RejectsScoresThatDoNotMatchTheData) {
@@ -207,9 +207,9 @@ TEST(Report, RejectsScoresThatDoNotMatchTheData) {
   options.split = "test";
   options.data = "folder:" + other.path();
   options.gallery_count = 3;
-  EXPECT_ERROR_CONTAINS(report_data(options), "wrong --data or --split?");
+  EXPECT_ERROR_CONTAINS(report_data(options), "wrong data or split?");
   options.gallery_count = 0;
-  EXPECT_ERROR_CONTAINS(report_data(options), "--gallery-count: must be at least 1");
+  EXPECT_ERROR_CONTAINS(report_data(options), "gallery_count: must be at least 1");
 }
 
 void write_fake_run(const TempDir& dir) {
@@ -253,10 +253,10 @@ TEST(Report, SelfTrainingRunPages) {
 TEST(Report, RejectsBadRunFolders) {
   TempDir dir;
   ReportOptions options;
-  EXPECT_ERROR_CONTAINS(report_data(options), "give exactly one of --scores and --run");
+  EXPECT_ERROR_CONTAINS(report_data(options), "scores: give exactly one of a scores file and a run folder");
   options.scores = "s.csv";
   options.run_dir = dir.path();
-  EXPECT_ERROR_CONTAINS(report_data(options), "give exactly one of --scores and --run");
+  EXPECT_ERROR_CONTAINS(report_data(options), "scores: give exactly one of a scores file and a run folder");
   options.scores.clear();
   options.run_dir = dir.file("missing");
   EXPECT_ERROR_CONTAINS(report_data(options), "missing: no such folder");

@@ -72,8 +72,8 @@ TEST(ImageScore, FloorIsHalfANeuronByDefault) {
   EXPECT_DOUBLE_EQ(score_of(set, 0, blank, {Overlap::Recall, 0}), std::log(0.25));  // 1 / (2 * |M|)
   EXPECT_DOUBLE_EQ(score_of(set, 0, blank, {Overlap::Recall, 0.01}), std::log(0.01));
   EXPECT_TRUE(std::isfinite(score_of(set, 0, blank, {Overlap::Jaccard, 0})));
-  EXPECT_ERROR_CONTAINS(ImageScorer(set, {Overlap::Recall, -1}), "--floor");
-  EXPECT_ERROR_CONTAINS(ImageScorer(set, {Overlap::Recall, 1.5}), "--floor: must be in (0, 1]");
+  EXPECT_ERROR_CONTAINS(ImageScorer(set, {Overlap::Recall, -1}), "floor: must be in (0, 1]");
+  EXPECT_ERROR_CONTAINS(ImageScorer(set, {Overlap::Recall, 1.5}), "floor: must be in (0, 1]");
 }
 
 TEST(ImageScore, NormsAndScales) {
@@ -101,7 +101,7 @@ TEST(ImageScore, RhoOutOfRangeIsRejected) {
   for (double rho : {0.0, -0.1, 1.5}) {
     ProfileOptions o;
     o.rho = rho;
-    EXPECT_ERROR_CONTAINS(hand_profiles(o, model), "--rho: must be in (0, 1], got ");
+    EXPECT_ERROR_CONTAINS(hand_profiles(o, model), "rho: must be in (0, 1], got ");
   }
   ProfileOptions one;
   one.rho = 1.0;
@@ -245,12 +245,12 @@ TEST(Baselines, HandComputed) {
 
 TEST(Parsing, NamedOptions) {
   EXPECT_EQ(parse_overlap("jaccard"), Overlap::Jaccard);
-  EXPECT_ERROR_CONTAINS(parse_overlap("dice"), "--overlap: unknown overlap 'dice'");
+  EXPECT_ERROR_CONTAINS(parse_overlap("dice"), "overlap: unknown overlap 'dice'");
   EXPECT_EQ(parse_norm("l2"), ThresholdNorm::L2);
-  EXPECT_ERROR_CONTAINS(parse_norm("l3"), "--norm");
-  EXPECT_ERROR_CONTAINS(parse_scale("median"), "--scale");
+  EXPECT_ERROR_CONTAINS(parse_norm("l3"), "norm: unknown norm 'l3' (expected linf, l1 or l2)");
+  EXPECT_ERROR_CONTAINS(parse_scale("median"), "scale: unknown scale 'median' (expected mean or sum)");
   EXPECT_EQ(parse_profile_choice("label"), ProfileChoice::Label);
-  EXPECT_ERROR_CONTAINS(parse_profile_choice("truth"), "--by");
+  EXPECT_ERROR_CONTAINS(parse_profile_choice("truth"), "by: unknown choice 'truth' (expected predicted, label or global)");
 }
 
 }  // namespace

@@ -147,22 +147,22 @@ TEST(Select, RejectsBadOptions) {
   ScoreTable table = three_classes();
   SelectOptions options = rule(SelectOptions::Rule::Fraction);
   options.fraction = 1.5;
-  EXPECT_ERROR_CONTAINS(select_rows(table, "msp", options, 3), "--fraction: must be between 0 and 1, got 1.5");
+  EXPECT_ERROR_CONTAINS(select_rows(table, "msp", options, 3), "fraction: must be between 0 and 1, got 1.5");
   options.fraction = -0.1;
-  EXPECT_ERROR_CONTAINS(select_rows(table, "msp", options, 3), "--fraction: must be between 0 and 1, got -0.1");
+  EXPECT_ERROR_CONTAINS(select_rows(table, "msp", options, 3), "fraction: must be between 0 and 1, got -0.1");
 
   options = rule(SelectOptions::Rule::Alpha);
   options.alpha = {0.5, 0.5};
-  EXPECT_ERROR_CONTAINS(select_rows(table, "msp", options, 3), "--alpha: expected 3 values (one per class), got 2");
+  EXPECT_ERROR_CONTAINS(select_rows(table, "msp", options, 3), "alpha: expected 3 values (one per class), got 2");
   options.alpha = {0.5, 2.0, 0.5};
-  EXPECT_ERROR_CONTAINS(select_rows(table, "msp", options, 3), "--alpha: must be between 0 and 1, got 2");
+  EXPECT_ERROR_CONTAINS(select_rows(table, "msp", options, 3), "alpha: must be between 0 and 1, got 2");
   options.alpha = {0.5, 0.5, 0.5};
   options.global = true;
-  EXPECT_ERROR_CONTAINS(select_rows(table, "msp", options, 3), "--alpha: gives one fraction per class");
+  EXPECT_ERROR_CONTAINS(select_rows(table, "msp", options, 3), "alpha: gives one fraction per class");
 
   options = rule(SelectOptions::Rule::MinScore);
   options.min_score = std::nan("");
-  EXPECT_ERROR_CONTAINS(select_rows(table, "msp", options, 3), "--min-score: must be a number");
+  EXPECT_ERROR_CONTAINS(select_rows(table, "msp", options, 3), "min_score: must be a number");
 
   EXPECT_ERROR_CONTAINS(select_rows(table, "nope", rule(SelectOptions::Rule::Fraction), 3),
                         "scores.csv: no column 'nope'");

@@ -32,7 +32,7 @@ TEST(Bootstrap, KnownAnswers) {
   std::vector<double> noisy = {85.0, 86.0, 84.5, 85.9, 85.1, 85.6};
   EXPECT_EQ(bootstrap_p_value(noisy, a, 5000, 7), bootstrap_p_value(noisy, a, 5000, 7));
   EXPECT_TRUE(std::isnan(bootstrap_p_value({}, a, 10, 1)));
-  EXPECT_ERROR_CONTAINS(bootstrap_p_value(a, a, 0, 1), "--resamples");
+  EXPECT_ERROR_CONTAINS(bootstrap_p_value(a, a, 0, 1), "resamples: must be > 0");
 }
 
 TEST(Assembly, PaperRuleOnAHandMadeExample) {
@@ -67,7 +67,7 @@ TEST(Experiment, FilesAndPresets) {
   EXPECT_EQ(vgg.retrain_epochs, 100);
   EXPECT_DOUBLE_EQ(vgg.training_fraction, 0.6);
   EXPECT_EQ(preset_experiment("paper-cifar10-resnet18").alpha[8], 0.4);
-  EXPECT_ERROR_CONTAINS(preset_experiment("paper-mnist"), "--preset: unknown preset 'paper-mnist'");
+  EXPECT_ERROR_CONTAINS(preset_experiment("paper-mnist"), "preset: unknown preset 'paper-mnist'");
 
   using json = nlohmann::json;
   const json ok = {{"alpha", {0.3}}};
@@ -84,7 +84,7 @@ TEST(Experiment, FilesAndPresets) {
   bad({{"arms", {"softmax", "softmax"}}}, "arm 'softmax' given twice");
   bad({{"protocols", {"per-image"}}}, "unknown protocol 'per-image'");
   bad({{"alpha", {1.5}}}, "every 'alpha' must be in [0, 1]");
-  bad({{"rho", 2.0}}, "--rho");
+  bad({{"rho", 2.0}}, "e.json: 'rho': must be in (0, 1], got 2");
   bad({{"training_fraction", 1.0}}, "'training_fraction' must be in (0, 1)");
   EXPECT_ERROR_CONTAINS(parse_experiment(json{{"data", "x"}}, "e.json"), "'alpha' is required");
   EXPECT_ERROR_CONTAINS(parse_experiment(json::array(), "e.json"), "must be a JSON object");

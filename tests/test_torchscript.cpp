@@ -106,7 +106,7 @@ TEST(TorchScript, GraphRewriteScoresEqualTheExplicitTwin) {
 TEST(TorchScript, RefusesWhatItCannotDo) {
   auto flow = load_model(kDir + "control_flow.pt");
   EXPECT_ERROR_CONTAINS(resolve_taps(*flow, {"left"}),
-                        "--taps: 'left' is called inside control flow (prim::If or prim::Loop) and cannot be tapped");
+                        "taps: 'left' is called inside control flow (prim::If or prim::Loop) and cannot be tapped");
   auto frozen = load_model(kDir + "frozen_cnn.pt");
   EXPECT_EQ(names_of(*frozen, resolve_taps(*frozen, {})), (std::vector<std::string>{"output"}));
   EXPECT_ERROR_CONTAINS(resolve_taps(*frozen, {"features.2"}), "no submodule calls to tap (frozen");

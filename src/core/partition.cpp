@@ -10,13 +10,13 @@
 namespace imagescore {
 
 std::size_t count_for_fraction(double fraction, std::size_t n) {
-  if (!(fraction >= 0.0 && fraction <= 1.0)) fail("fraction", "must be between 0 and 1, got " + format_double(fraction));
+  if (!(fraction >= 0.0 && fraction <= 1.0)) fail_option("fraction", "must be between 0 and 1, got " + format_double(fraction));
   return std::min(n, std::size_t(std::floor(fraction * double(n) + 0.5)));
 }
 
 std::pair<std::size_t, std::size_t> shard_range(std::size_t n, std::size_t index, std::size_t count) {
   if (count == 0 || index < 1 || index > count)
-    fail("shard", "expected I/K with 1 <= I <= K, got " + std::to_string(index) + "/" + std::to_string(count));
+    fail_option("shard", "expected I/K with 1 <= I <= K, got " + std::to_string(index) + "/" + std::to_string(count));
   // 128-bit products: index * n can exceed 64 bits for a huge count.
   __extension__ typedef unsigned __int128 u128;
   return {std::size_t(u128(index - 1) * n / count), std::size_t(u128(index) * n / count)};

@@ -27,8 +27,9 @@ std::string format_duration(double seconds) {
 
 void request_interrupt() noexcept { g_interrupted = true; }
 bool interrupt_requested() noexcept { return g_interrupted; }
+void clear_interrupt() noexcept { g_interrupted = false; }
 void check_interrupted() {
-  if (g_interrupted) throw Error("interrupted");
+  if (g_interrupted) throw Interrupted();
 }
 
 void Progress::set_quiet(bool quiet) { g_quiet = quiet; }

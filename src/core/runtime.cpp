@@ -56,14 +56,14 @@ torch::Device torch_device(const std::string& device) {
   const bool indexed = !index_digits.empty() && index_digits.size() <= 4 &&
                        index_digits.find_first_not_of("0123456789") == std::string::npos;
   const bool cuda = device == "cuda" || indexed;
-  if (device != "cpu" && !cuda) fail("--device", "unknown device '" + device + "' (expected cpu, cuda or cuda:N)");
+  if (device != "cpu" && !cuda) fail_option("device", "unknown device '" + device + "' (expected cpu, cuda or cuda:N)");
   if (cuda) {
     const int index = indexed ? std::stoi(index_digits) : 0;
     if (!at::hasCUDA())
-      fail("--device " + device, "this imagescore is built on a LibTorch without CUDA (docs/gpu.md: build against a CUDA LibTorch)");
+      fail_option("device", "'" + device + "': this imagescore is built on a LibTorch without CUDA (docs/gpu.md: build against a CUDA LibTorch)");
     const int count = cuda_device_count();
-    if (count == 0) fail("--device " + device, "no CUDA GPU is visible");
-    if (index >= count) fail("--device " + device, "no such GPU (" + std::to_string(count) + " visible)");
+    if (count == 0) fail_option("device", "'" + device + "': no CUDA GPU is visible");
+    if (index >= count) fail_option("device", "'" + device + "': no such GPU (" + std::to_string(count) + " visible)");
     // Float-precision, repeatable GPU arithmetic: TF32 would round convolution inputs to
     // 10-bit mantissas, and cuDNN's benchmark mode picks kernels by timing. cuBLAS needs
     // a fixed workspace to be deterministic (read when its first handle is created).

@@ -68,7 +68,7 @@ std::vector<std::size_t> index_field(const Json& json, const char* name, std::si
 
 void check_fraction(double fraction) {
   if (!(fraction > 0 && fraction < 1))
-    throw Error("--fraction: training fraction must be in (0, 1), got " + format_number(fraction));
+    fail_option("fraction", "training fraction must be in (0, 1), got " + format_number(fraction));
 }
 
 }  // namespace

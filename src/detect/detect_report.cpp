@@ -49,7 +49,7 @@ json card(const ScoreRow& row, double score, const ImageBoxes* predicted, double
 }  // namespace
 
 json detection_section(const ScoreTable& table, const std::string& by, const DetectionSectionOptions& options) {
-  if (options.count == 0) fail("--detection-count", "must be at least 1");
+  if (options.count == 0) fail_option("detection_count", "must be at least 1");
   const Detections predictions = read_predictions(options.predictions, options.coco_images);
   std::map<std::string, const ImageBoxes*> predicted;
   for (const auto& image : predictions.images) predicted.emplace(image.file_name, &image);

@@ -30,7 +30,7 @@ bool whole_pixel_box(Box& box, int width, int height) {
 Detections read_predictions(const std::string& predictions, const std::string& coco_images) {
   std::error_code ec;
   if (fs::is_directory(predictions, ec)) {
-    if (!coco_images.empty()) fail("--coco-images", "only used with a COCO results file, not a folder of VOC XML files");
+    if (!coco_images.empty()) fail_option("coco_images", "only used with a COCO results file, not a folder of VOC XML files");
     return read_voc_folder(predictions);
   }
   if (!coco_images.empty()) return read_coco_results(predictions, coco_images);
@@ -49,8 +49,8 @@ void check_classes(const Detections& detections, const std::vector<std::string>&
 
 ExportSummary export_pseudo_labels(const std::string& selection_path, const Detections& predictions,
                                    const ExportOptions& options) {
-  if (options.out_voc.empty() && options.out_coco.empty()) fail("detect export", "nothing to write: give --out-voc, --out-coco or both");
-  if (!std::isfinite(options.min_confidence)) fail("--min-confidence", "must be a finite number");
+  if (options.out_voc.empty() && options.out_coco.empty()) fail_option("out_voc", "nothing to write: give a VOC folder, a COCO file or both");
+  if (!std::isfinite(options.min_confidence)) fail_option("min_confidence", "must be a finite number");
   if (!options.classes.empty()) check_classes(predictions, options.classes);
   const std::vector<SelectionRow> selection = read_selection(selection_path);
 

@@ -248,7 +248,7 @@ void save_model(const Model& model, const std::string& path) {
 
 std::unique_ptr<Model> load_model(const std::string& path, const std::string& preprocess) {
   if (detail::is_zip_file(path)) return detail::load_torchscript(path, preprocess);
-  if (!preprocess.empty()) fail(path, "--preprocess applies to TorchScript models only");
+  if (!preprocess.empty()) fail(path, "is a checkpoint: a preprocessing file applies to TorchScript models only");
   auto file = read_safetensors(path);
   auto it = file.metadata.find(detail::kMetaKey);
   if (it == file.metadata.end()) fail(path, "not an imagescore model checkpoint (no model metadata)");
@@ -277,7 +277,7 @@ std::unique_ptr<Model> load_model(const std::string& path, const std::string& pr
 }
 
 void Model::to_device(const std::string& device) {
-  if (device != "cpu") fail("--device " + device, "a " + meta().arch + " model runs on the CPU only");
+  if (device != "cpu") fail_option("device", "'" + device + "': a " + meta().arch + " model runs on the CPU only");
 }
 
 std::vector<std::size_t> Model::default_taps() const {
@@ -295,12 +295,12 @@ std::vector<std::size_t> resolve_taps(const Model& model, const std::vector<std:
     while (i < taps.size() && taps[i].name != name) ++i;
     if (i == taps.size()) {
       std::string reason = model.tap_unavailable_reason(name);
-      if (!reason.empty()) fail("--taps", reason);
+      if (!reason.empty()) fail_option("taps", reason);
       std::string known;
       for (const auto& t : taps) known += (known.empty() ? "" : ", ") + t.name;
-      fail("--taps", "unknown tap '" + name + "' (the model has: " + known + ")");
+      fail_option("taps", "unknown tap '" + name + "' (the model has: " + known + ")");
     }
-    if (std::find(ids.begin(), ids.end(), i) != ids.end()) fail("--taps", "tap '" + name + "' given twice");
+    if (std::find(ids.begin(), ids.end(), i) != ids.end()) fail_option("taps", "tap '" + name + "' given twice");
     ids.push_back(i);
   }
   std::sort(ids.begin(), ids.end());

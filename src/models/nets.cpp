@@ -171,7 +171,7 @@ std::shared_ptr<ClassifierNet> make_net(const std::string& arch, const ImageShap
   if (arch == "small-cnn") return std::make_shared<SmallCnn>(input, num_classes);
   if (arch == "vgg16") return std::make_shared<Vgg16>(input, num_classes);
   if (arch == "resnet18") return std::make_shared<ResNet18>(input, num_classes);
-  fail("--model", "unknown architecture '" + arch + "' (expected small-cnn, vgg16 or resnet18)");
+  fail_option("model", "unknown architecture '" + arch + "' (expected small-cnn, vgg16 or resnet18)");
 }
 
 }  // namespace imagescore::detail

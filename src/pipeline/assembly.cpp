@@ -22,7 +22,7 @@ AssemblyResult assemble_run(const std::string& run_dir, int epoch, const Selftra
   if (!experiment.classes.empty() && experiment.classes.size() != open_data(experiment.data, SplitName::Test)->class_names().size())
     fail(config_path, "assembly needs a per-class model for every class ('classes' lists only some)");
   if (epoch <= 0) epoch = experiment.retrain_epochs;
-  if (epoch > experiment.retrain_epochs) fail("--epoch", "the run has " + std::to_string(experiment.retrain_epochs) + " epochs");
+  if (epoch > experiment.retrain_epochs) fail_option("epoch", "the run has " + std::to_string(experiment.retrain_epochs) + " epochs");
 
   auto train_all = open_data(experiment.data, SplitName::Train);
   auto test = open_data(experiment.data, SplitName::Test);

@@ -99,8 +99,8 @@ Experiment parse_experiment(const nlohmann::json& j, const std::string& where) {
     e.profile.scale = parse_scale(get(j, "scale", std::string("mean"), where));
     e.image_score.overlap = parse_overlap(get(j, "overlap", std::string("recall"), where));
     e.profile.validate();
-  } catch (const Error& err) {
-    fail(where, err.what());
+  } catch (const OptionError& err) {
+    fail(where, "'" + err.field() + "': " + err.problem());
   }
   e.taps = get(j, "taps", e.taps, where);
   e.image_score.floor = get(j, "floor", e.image_score.floor, where);
@@ -171,7 +171,7 @@ Experiment preset_experiment(const std::string& name) {
   } else {
     std::string known;
     for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
-    fail("--preset", "unknown preset '" + name + "' (expected " + known + ")");
+    fail_option("preset", "unknown preset '" + name + "' (expected " + known + ")");
   }
   return parse_experiment(j, "preset " + name);
 }

@@ -202,7 +202,7 @@ void run_selftrain(const Experiment& experiment, const std::string& out_dir, con
   const json config = experiment.to_json();
   if (fs::exists(config_path)) {
     if (read_json_file(config_path) != config)
-      fail(config_path, "the folder holds another experiment (use a new --out folder)");
+      fail(config_path, "the folder holds another experiment (use a new output folder)");
   } else {
     write_file_atomic(config_path, config.dump(2) + "\n");
   }

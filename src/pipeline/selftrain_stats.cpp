@@ -37,7 +37,7 @@ double resampled_mean(const std::vector<double>& v, SplitMix64& rng) {
 double bootstrap_p_value(const std::vector<double>& a, const std::vector<double>& b, std::size_t resamples,
                          std::uint64_t seed) {
   if (a.empty() || b.empty()) return kNaN;
-  if (resamples == 0) fail("--resamples", "must be > 0");
+  if (resamples == 0) fail_option("resamples", "must be > 0");
   SplitMix64 rng(seed);
   double below = 0;
   for (std::size_t r = 0; r < resamples; ++r) {

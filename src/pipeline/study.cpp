@@ -47,9 +47,9 @@ nlohmann::json StudyResult::to_json() const {
 }
 
 StudyResult run_study(const StudyOptions& o) {
-  if (o.out_dir.empty()) fail("--out", "an output folder is required");
-  if (!(o.labelled_fraction > 0 && o.labelled_fraction < 1)) fail("--labelled", "must be in (0, 1)");
-  if (!(o.select_fraction > 0 && o.select_fraction <= 1)) fail("--select-fraction", "must be in (0, 1]");
+  if (o.out_dir.empty()) fail_option("out", "an output folder is required");
+  if (!(o.labelled_fraction > 0 && o.labelled_fraction < 1)) fail_option("labelled", "must be in (0, 1)");
+  if (!(o.select_fraction > 0 && o.select_fraction <= 1)) fail_option("select_fraction", "must be in (0, 1]");
   make_directories(o.out_dir);
   auto path = [&](const std::string& name) { return o.out_dir + "/" + name; };
   StudyResult r;

@@ -172,7 +172,7 @@ json stats_tables(const std::string& path) {
 }
 
 Inputs resolve_inputs(const ReportOptions& o) {
-  if (o.scores.empty() == o.run_dir.empty()) fail("report", "give exactly one of --scores and --run");
+  if (o.scores.empty() == o.run_dir.empty()) fail_option("scores", "give exactly one of a scores file and a run folder");
   Inputs in;
   in.scores_train = o.scores_train;
   in.model = o.model;
@@ -212,10 +212,10 @@ Inputs resolve_inputs(const ReportOptions& o) {
 std::vector<std::uint8_t> read_image(const ImageSource& source, const ScoreRow& row, const std::string& scores) {
   if (row.id >= source.size())
     fail(scores, "image id " + std::to_string(row.id) + " is beyond the " + std::to_string(source.size()) + " images of " +
-                     source.spec() + " (wrong --data or --split?)");
+                     source.spec() + " (wrong data or split?)");
   if (row.label >= 0 && source.label(row.id) != row.label)
     fail(scores, "image id " + std::to_string(row.id) + " has label " + std::to_string(row.label) + " but " +
-                     source.spec() + " says " + std::to_string(source.label(row.id)) + " (wrong --data or --split?)");
+                     source.spec() + " says " + std::to_string(source.label(row.id)) + " (wrong data or split?)");
   std::vector<std::uint8_t> pixels(source.shape().pixels());
   source.read(row.id, pixels.data());
   return pixels;
@@ -274,7 +274,7 @@ json feature_maps(const std::string& model_path, const ImageSource& source, cons
   const TapInfo& tap = model->taps().front();
   if (tap.shape.size() != 3) fail(model_path, "first tap '" + tap.name + "' is not a feature map (C x H x W)");
   if (id >= source.size())
-    fail("--feature-image", std::to_string(id) + " is beyond the " + std::to_string(source.size()) + " images of " + source.spec());
+    fail_option("feature_image", std::to_string(id) + " is beyond the " + std::to_string(source.size()) + " images of " + source.spec());
   ScoreRow row;
   row.id = id;
   row.label = source.label(id);
@@ -326,11 +326,11 @@ json feature_maps(const std::string& model_path, const ImageSource& source, cons
 }  // namespace
 
 nlohmann::json report_data(const ReportOptions& o) {
-  if (o.gallery_count == 0) fail("--gallery-count", "must be at least 1");
+  if (o.gallery_count == 0) fail_option("gallery_count", "must be at least 1");
   const Inputs in = resolve_inputs(o);
-  if (!in.model.empty() && in.data.empty()) fail("--model", "needs --data to read the image whose feature maps are drawn");
-  if (o.feature_image && in.model.empty()) fail("--feature-image", "needs --model");
-  if (o.selection.empty() != o.detections.empty()) fail("--detections", "--selection and --detections go together");
+  if (!in.model.empty() && in.data.empty()) fail_option("model", "needs the data to read the image whose feature maps are drawn");
+  if (o.feature_image && in.model.empty()) fail_option("feature_image", "needs a model");
+  if (o.selection.empty() != o.detections.empty()) fail_option("detections", "a selection and detections go together");
   json data = {{"title", o.run_dir.empty() ? o.scores : o.run_dir},
                {"study", in.study},
                {"selftrain", in.selftrain},
@@ -401,7 +401,7 @@ std::string report_html(const nlohmann::json& data) {
 }
 
 void write_report(const ReportOptions& options, const std::string& out) {
-  if (out.empty()) fail("--out", "a report file is required");
+  if (out.empty()) fail_option("out", "a report file is required");
   write_file_atomic(out, report_html(report_data(options)));
 }
 

@@ -9,38 +9,25 @@
 #include "imagescore/core/text.hpp"
 #include "imagescore/core/partition.hpp"
 #include "imagescore/core/error.hpp"
+#include "imagescore/core/names.hpp"
 #include "imagescore/core/progress.hpp"
 #include "imagescore/core/runtime.hpp"
 #include "imagescore/score/scores_table.hpp"
 
 namespace imagescore {
 
-ThresholdNorm parse_norm(const std::string& name) {
-  if (name == "linf") return ThresholdNorm::Linf;
-  if (name == "l1") return ThresholdNorm::L1;
-  if (name == "l2") return ThresholdNorm::L2;
-  fail("--norm", "unknown norm '" + name + "' (expected linf, l1 or l2)");
-}
+namespace {
+const EnumName<ThresholdNorm> kNormNames[] = {{ThresholdNorm::Linf, "linf"}, {ThresholdNorm::L1, "l1"}, {ThresholdNorm::L2, "l2"}};
+const EnumName<ProfileScale> kScaleNames[] = {{ProfileScale::Mean, "mean"}, {ProfileScale::Sum, "sum"}};
+}  // namespace
 
-ProfileScale parse_scale(const std::string& name) {
-  if (name == "mean") return ProfileScale::Mean;
-  if (name == "sum") return ProfileScale::Sum;
-  fail("--scale", "unknown scale '" + name + "' (expected mean or sum)");
-}
-
-std::string to_string(ThresholdNorm norm) {
-  switch (norm) {
-    case ThresholdNorm::Linf: return "linf";
-    case ThresholdNorm::L1: return "l1";
-    case ThresholdNorm::L2: return "l2";
-  }
-  return "?";
-}
-
-std::string to_string(ProfileScale scale) { return scale == ProfileScale::Mean ? "mean" : "sum"; }
+ThresholdNorm parse_norm(const std::string& name) { return enum_from_name(kNormNames, name, "norm"); }
+ProfileScale parse_scale(const std::string& name) { return enum_from_name(kScaleNames, name, "scale"); }
+std::string to_string(ThresholdNorm norm) { return enum_name(kNormNames, norm); }
+std::string to_string(ProfileScale scale) { return enum_name(kScaleNames, scale); }
 
 void ProfileOptions::validate() const {
-  if (!(rho > 0 && rho <= 1)) fail("--rho", "must be in (0, 1], got " + format_double(rho));
+  if (!(rho > 0 && rho <= 1)) fail_option("rho", "must be in (0, 1], got " + format_double(rho));
 }
 
 namespace {
@@ -270,7 +257,7 @@ ProfileSet build_profiles(Model& model, const ImageSource& source, const Profile
   options.profile.validate();
   check_compatible(model, source);
   if (!options.profile.global && !source.labelled())
-    fail(source.spec(), "per-class profiles need labelled images (or use --global)");
+    fail(source.spec(), "per-class profiles need labelled images (or build one global profile)");
   auto tap_ids = resolve_taps(model, options.taps);
   const std::size_t n = source.size();
   if (n == 0) fail(source.spec(), "no images");

@@ -4,34 +4,26 @@
 #include <utility>
 
 #include "imagescore/core/error.hpp"
+#include "imagescore/core/names.hpp"
 #include "imagescore/core/progress.hpp"
 #include "imagescore/core/runtime.hpp"
 #include "imagescore/score/score.hpp"
 
 namespace imagescore {
 
-Overlap parse_overlap(const std::string& name) {
-  if (name == "recall") return Overlap::Recall;
-  if (name == "literal") return Overlap::Literal;
-  if (name == "jaccard") return Overlap::Jaccard;
-  fail("--overlap", "unknown overlap '" + name + "' (expected recall, literal or jaccard)");
-}
+namespace {
+const EnumName<Overlap> kOverlapNames[] = {
+    {Overlap::Recall, "recall"}, {Overlap::Literal, "literal"}, {Overlap::Jaccard, "jaccard"}};
+const EnumName<ProfileChoice> kProfileChoiceNames[] = {
+    {ProfileChoice::Predicted, "predicted"}, {ProfileChoice::Label, "label"}, {ProfileChoice::Global, "global"}};
+}  // namespace
 
-std::string to_string(Overlap overlap) {
-  switch (overlap) {
-    case Overlap::Recall: return "recall";
-    case Overlap::Literal: return "literal";
-    case Overlap::Jaccard: return "jaccard";
-  }
-  return "?";
-}
-
+Overlap parse_overlap(const std::string& name) { return enum_from_name(kOverlapNames, name, "overlap"); }
+std::string to_string(Overlap overlap) { return enum_name(kOverlapNames, overlap); }
 ProfileChoice parse_profile_choice(const std::string& name) {
-  if (name == "predicted" || name == "pred") return ProfileChoice::Predicted;
-  if (name == "label") return ProfileChoice::Label;
-  if (name == "global") return ProfileChoice::Global;
-  fail("--by", "unknown choice '" + name + "' (expected predicted, label or global)");
+  return enum_from_name(kProfileChoiceNames, name == "pred" ? "predicted" : name, "by", "choice");
 }
+std::string to_string(ProfileChoice choice) { return enum_name(kProfileChoiceNames, choice); }
 
 namespace {
 
@@ -52,7 +44,7 @@ __attribute__((target_clones("avx2", "default"))) std::pair<std::uint32_t, std::
 }  // namespace
 
 ImageScorer::ImageScorer(const ProfileSet& set, ImageScoreOptions options) : set_(set), options_(options) {
-  if (!(options_.floor >= 0 && options_.floor <= 1)) fail("--floor", "must be in (0, 1] (or 0 for half a neuron)");
+  if (!(options_.floor >= 0 && options_.floor <= 1)) fail_option("floor", "must be in (0, 1] (or 0 for half a neuron)");
 }
 
 double ImageScorer::score(std::size_t profile, const std::vector<const float*>& taps, std::vector<double>* terms) const {
@@ -120,11 +112,11 @@ std::size_t score_images(Model& model, const ProfileSet& profiles, const ImageSo
   check_compatible(model, source);
   const bool global = profiles.options.global;
   if (global && options.by != ProfileChoice::Global)
-    fail("--by", "the profile file holds one global profile: use --by global");
+    fail_option("by", "the profile file holds one global profile: score by global");
   if (!global && options.by == ProfileChoice::Global)
-    fail("--by", "the profile file holds per-class profiles, not a global one");
+    fail_option("by", "the profile file holds per-class profiles, not a global one");
   if (options.by == ProfileChoice::Label && !source.labelled())
-    fail(source.spec(), "--by label needs labelled images");
+    fail(source.spec(), "scoring by label needs labelled images");
   ImageScorer scorer(profiles, options.image_score);
   auto tap_ids = resolve_taps(model, profiles.tap_names());
   const std::size_t k = model.meta().num_classes();
@@ -156,7 +148,7 @@ std::size_t score_images(Model& model, const ProfileSet& profiles, const ImageSo
         if (options.by == ProfileChoice::Predicted) profile = std::size_t(b.pred);
         if (options.by == ProfileChoice::Label) {
           if (row.label < 0 || std::size_t(row.label) >= profiles.profiles.size())
-            fail(row.path, "has no usable label for --by label");
+            fail(row.path, "has no usable label to score by label");
           profile = std::size_t(row.label);
         }
         for (std::size_t l = 0; l < tap_ids.size(); ++l) tap_ptrs[l] = out.taps[l].row(i);

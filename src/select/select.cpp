@@ -15,22 +15,22 @@ namespace {
 
 void check_fraction(const std::string& option, double fraction) {
   if (!(fraction >= 0.0 && fraction <= 1.0)) {
-    fail(option, "must be between 0 and 1, got " + format_double(fraction));
+    fail_option(option, "must be between 0 and 1, got " + format_double(fraction));
   }
 }
 
 void check_options(const SelectOptions& options, std::size_t num_classes) {
   using Rule = SelectOptions::Rule;
-  if (options.rule == Rule::Fraction) check_fraction("--fraction", options.fraction);
+  if (options.rule == Rule::Fraction) check_fraction("fraction", options.fraction);
   if (options.rule == Rule::Alpha) {
-    if (options.global) fail("--alpha", "gives one fraction per class and cannot be combined with --global");
+    if (options.global) fail_option("alpha", "gives one fraction per class and cannot be combined with global selection");
     if (options.alpha.size() != num_classes) {
-      fail("--alpha", "expected " + std::to_string(num_classes) + " values (one per class), got " +
+      fail_option("alpha", "expected " + std::to_string(num_classes) + " values (one per class), got " +
                           std::to_string(options.alpha.size()));
     }
-    for (double alpha : options.alpha) check_fraction("--alpha", alpha);
+    for (double alpha : options.alpha) check_fraction("alpha", alpha);
   }
-  if (options.rule == Rule::MinScore && std::isnan(options.min_score)) fail("--min-score", "must be a number");
+  if (options.rule == Rule::MinScore && std::isnan(options.min_score)) fail_option("min_score", "must be a number");
 }
 
 // Class ids index the per-class tables.

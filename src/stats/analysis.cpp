@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "imagescore/core/json.hpp"
+#include "imagescore/core/names.hpp"
 #include "imagescore/core/random.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/stats/metrics.hpp"
@@ -51,14 +52,15 @@ nlohmann::json bin_json(const ScoreBin& bin, std::size_t total) {
 
 }  // namespace
 
-Binning parse_binning(const std::string& name) {
-  if (name == "width") return Binning::Width;
-  if (name == "quantile") return Binning::Quantile;
-  fail("--binning", "expected width or quantile, got '" + name + "'");
-}
+namespace {
+const EnumName<Binning> kBinningNames[] = {{Binning::Width, "width"}, {Binning::Quantile, "quantile"}};
+}  // namespace
+
+Binning parse_binning(const std::string& name) { return enum_from_name(kBinningNames, name, "binning"); }
+std::string to_string(Binning binning) { return enum_name(kBinningNames, binning); }
 
 std::vector<double> bin_edges(const std::vector<double>& values, std::size_t bins, Binning binning) {
-  if (bins == 0) fail("--bins", "must be at least 1");
+  if (bins == 0) fail_option("bins", "must be at least 1");
   if (values.empty()) fail("bin_edges", "no values to bin");
   for (double v : values)
     if (!std::isfinite(v)) fail("bin_edges", "a value is not finite");
@@ -114,7 +116,7 @@ const std::vector<std::string>& detection_metric_names() {
 
 std::vector<Estimate> detection_metrics(const std::vector<double>& score, const std::vector<bool>& correct,
                                         const BootstrapOptions& options) {
-  if (!(options.confidence > 0 && options.confidence < 1)) fail("--confidence", "must be in (0, 1)");
+  if (!(options.confidence > 0 && options.confidence < 1)) fail_option("confidence", "must be in (0, 1)");
   const auto& functions = detection_metric_functions();
   std::vector<Estimate> estimates(functions.size());
   for (std::size_t m = 0; m < functions.size(); ++m) estimates[m].value = functions[m](score, correct);

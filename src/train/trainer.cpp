@@ -21,14 +21,14 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& net, 
   if (o.optimizer == "sgd")
     return std::make_unique<torch::optim::SGD>(
         net.parameters(), torch::optim::SGDOptions(o.learning_rate).momentum(o.momentum).weight_decay(o.weight_decay));
-  fail("--optimizer", "unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
+  fail_option("optimizer", "unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
 }
 
 void check_options(const TrainOptions& o) {
-  if (o.epochs < 0) fail("--epochs", "must be >= 0");
-  if (o.batch_size == 0) fail("--batch-size", "must be > 0");
-  if (!(o.learning_rate > 0) || !std::isfinite(o.learning_rate)) fail("--lr", "must be > 0");
-  if (!(o.weight_decay >= 0)) fail("--weight-decay", "must be >= 0");
+  if (o.epochs < 0) fail_option("epochs", "must be >= 0");
+  if (o.batch_size == 0) fail_option("batch_size", "must be > 0");
+  if (!(o.learning_rate > 0) || !std::isfinite(o.learning_rate)) fail_option("lr", "must be > 0");
+  if (!(o.weight_decay >= 0)) fail_option("weight_decay", "must be >= 0");
 }
 
 }  // namespace
@@ -99,7 +99,7 @@ EpochReport Trainer::train_epoch(const ImageSource& source, int epoch) {
       impl_->optimizer->step();
       double l = loss.item<double>();
       if (!std::isfinite(l))
-        fail("train", "loss became " + std::to_string(l) + " in epoch " + std::to_string(epoch) + " (lower --lr?)");
+        fail("train", "loss became " + std::to_string(l) + " in epoch " + std::to_string(epoch) + " (lower the learning rate?)");
       loss_sum += l * double(batch.size());
       correct += std::size_t(logits.argmax(1).eq(y).sum().item<int64_t>());
       seen += batch.size();

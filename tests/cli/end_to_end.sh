@@ -91,7 +91,7 @@ if [[ -n $gpu ]]; then
   check "scores on $gpu repeat run to run" cmp -s gpu1.csv gpu2.csv
   check "$gpu predicts the CPU's classes" cmp -s <(cut -d, -f1-5 s1.csv) <(cut -d, -f1-5 gpu1.csv)
 else
-  expect_error "--device cuda" "$imagescore" score --model model.st --profiles prof.st --data $data --device cuda --out x.csv
+  expect_error "--device: 'cuda'" "$imagescore" score --model model.st --profiles prof.st --data $data --device cuda --out x.csv
 fi
 
 exit_with_failures

@@ -60,17 +60,17 @@ check "report --scores --json names the page" grep -q '"out": "scores.html"' rep
 
 # Bad input.
 expect_error "nothing.csv" "$imagescore" analyze --scores nothing.csv --out x.json
-expect_error "--binning: expected width or quantile, got 'log'" "$imagescore" analyze --scores study/scores.csv --binning log --out x.json
+expect_error "--binning: unknown binning 'log' (expected width or quantile)" "$imagescore" analyze --scores study/scores.csv --binning log --out x.json
 expect_error "--confidence: must be in (0, 1)" "$imagescore" analyze --scores study/scores.csv --confidence 2 --out x.json
 expect_error "--bins" "$imagescore" analyze --scores study/scores.csv --bins 0 --out x.json
 cut -d, -f1-4,6- study/scores.csv > broken.csv
 expect_error "broken.csv" "$imagescore" analyze --scores broken.csv --out x.json
-expect_error "give exactly one of --scores and --run" "$imagescore" report --out x.html
+expect_error "--scores: give exactly one of a scores file and a run folder" "$imagescore" report --out x.html
 expect_error "--run" "$imagescore" report --scores study/scores.csv --run study --out x.html
 expect_error "nowhere: no such folder" "$imagescore" report --run nowhere --out x.html
 expect_error "data: neither a study folder" "$imagescore" report --run data --out x.html
-expect_error "wrong --data or --split?" "$imagescore" report --scores study/scores.csv --data idx:data --split test --out x.html
-expect_error "--feature-image: needs --model" "$imagescore" report --scores study/scores.csv --feature-image 3 --out x.html
+expect_error "wrong data or split?" "$imagescore" report --scores study/scores.csv --data idx:data --split test --out x.html
+expect_error "--feature-image: needs a model" "$imagescore" report --scores study/scores.csv --feature-image 3 --out x.html
 expect_error "no column 'confidence'" "$imagescore" report --scores study/scores.csv --gallery-by confidence --out x.html
 check "no output left behind by failed commands" test ! -e x.json -a ! -e x.html
 

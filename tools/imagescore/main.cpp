@@ -2,6 +2,7 @@
 // to training? Each sub-command lives in its own file and only parses options.
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -84,6 +85,12 @@ int run_command_line(int argc, char** argv) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     std::fprintf(stderr, "imagescore: error: %s (see --help)\n", e.what());
     return e.get_exit_code();
+  } catch (const imagescore::OptionError& e) {
+    // The library names the field; the user typed the flag.
+    std::string flag = e.field();
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    std::fprintf(stderr, "imagescore: error: --%s: %s\n", flag.c_str(), e.problem().c_str());
+    return 1;
   } catch (const imagescore::Error& e) {
     if (imagescore::interrupt_requested()) {
       std::fprintf(stderr, "imagescore: interrupted\n");

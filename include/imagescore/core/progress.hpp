@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <string>
 
+#include "imagescore/core/error.hpp"
+
 namespace imagescore {
 
 class Progress {
@@ -37,12 +39,18 @@ class Progress {
   std::chrono::steady_clock::time_point last_draw_;
 };
 
-// Interruption (SIGINT). The CLI's signal handler calls request_interrupt(), which only
-// stores to a lock-free atomic and so is async-signal-safe. Long loops call
-// check_interrupted() (Progress::advance does), which throws Error("interrupted"): the
-// stack unwinds and the atomic writers remove their temporary files.
+// Interruption (SIGINT, SIGTERM). The CLI's signal handler calls request_interrupt(),
+// which only stores to a lock-free atomic and so is async-signal-safe. Long loops call
+// check_interrupted() (Progress::advance does), which throws Interrupted: the stack
+// unwinds and the atomic writers remove their temporary files. A program that embeds the
+// library and carries on after an interruption calls clear_interrupt().
+class Interrupted : public Error {
+ public:
+  Interrupted() : Error("interrupted") {}
+};
 void request_interrupt() noexcept;
 bool interrupt_requested() noexcept;
+void clear_interrupt() noexcept;
 void check_interrupted();
 
 }  // namespace imagescore

@@ -20,6 +20,7 @@ std::string to_string(Overlap overlap);
 // Which profile scores an image.
 enum class ProfileChoice { Predicted, Label, Global };
 ProfileChoice parse_profile_choice(const std::string& name);
+std::string to_string(ProfileChoice choice);
 
 struct ImageScoreOptions {
   Overlap overlap = Overlap::Recall;

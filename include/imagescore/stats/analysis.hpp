@@ -15,7 +15,8 @@
 namespace imagescore {
 
 enum class Binning { Width, Quantile };
-Binning parse_binning(const std::string& name);  // "width" | "quantile", else Error naming --binning
+Binning parse_binning(const std::string& name);  // "width" | "quantile", else OptionError "binning"
+std::string to_string(Binning binning);
 
 // Edges e_0 < e_1 < ... < e_m of at most `bins` score intervals [e_j, e_j+1) (the last
 // one closed) covering every value.
