@@ -25,6 +25,7 @@
 #include "imagescore/models/model.hpp"
 #include "imagescore/score/profile.hpp"
 #include "imagescore/core/runtime.hpp"
+#include "imagescore/models/device.hpp"
 #include "imagescore/score/score.hpp"
 #include "imagescore/train/train.hpp"
 
@@ -171,15 +172,12 @@ void run_inference(Model& model, const ImageSource& source, const std::vector<st
   }
 }
 
-void run_training(Model& model, const ImageSource& source) {
+void run_training(TrainableModel& model, const ImageSource& source) {
   TrainOptions o;
   o.epochs = 1;
   o.quiet = true;
   o.threads = 0;
   train_model(model, source, o);
-  // Training marks the weights hash stale; the next meta() rehashes every weight. Do it
-  // here, outside the timed passes that follow.
-  (void)model.meta();
 }
 
 struct MainRow {

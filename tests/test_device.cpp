@@ -8,6 +8,7 @@
 #include "imagescore/models/model.hpp"
 #include "imagescore/score/profile.hpp"
 #include "imagescore/core/runtime.hpp"
+#include "imagescore/models/device.hpp"
 #include "imagescore/score/score.hpp"
 #include "imagescore/train/train.hpp"
 #include "test_sources.hpp"

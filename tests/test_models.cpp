@@ -171,14 +171,13 @@ TEST(Training, BadOptions) {
   auto m = create_model("small-cnn", train->shape(), train->class_names(), plain(1), 0);
   TrainOptions o;
   o.quiet = true;
-  o.learning_rate = 0;
+  o.optimizer.learning_rate = 0;
   EXPECT_ERROR_CONTAINS(train_model(*m, *train, o), "lr: must be > 0");
-  o.learning_rate = 1e-3;
-  o.optimizer = "adagrad";
-  EXPECT_ERROR_CONTAINS(train_model(*m, *train, o), "unknown optimizer 'adagrad'");
+  o.optimizer.learning_rate = 1e-3;
+  EXPECT_ERROR_CONTAINS(parse_optimizer("adagrad"), "unknown optimizer 'adagrad'");
   testing::MemorySource unlabelled(train->shape(), {});
   unlabelled.add(std::vector<std::uint8_t>(64, 0), kNoLabel);
-  o.optimizer = "sgd";
+  o.optimizer.kind = parse_optimizer("sgd");
   EXPECT_ERROR_CONTAINS(train_model(*m, unlabelled, o), "training needs labelled images");
 }
 

@@ -8,8 +8,9 @@
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/core/runtime.hpp"
+#include "imagescore/models/device.hpp"
 #include "imagescore/core/safetensors.hpp"
-#include "../core/device.hpp"
+#include "device.hpp"
 #include "torchscript_model.hpp"
 
 namespace imagescore {
@@ -113,17 +114,19 @@ BuiltinModel::BuiltinModel(ModelMeta meta, std::shared_ptr<ClassifierNet> net) :
     taps_.push_back({names[i], std::vector<int64_t>(sizes.begin() + 1, sizes.end())});
   }
   taps_.push_back({"output", {logits.size(1)}});
+  refresh_weights_hash();
 }
 
-const ModelMeta& BuiltinModel::meta() const {
-  if (hash_stale_) {
-    const_cast<ModelMeta&>(meta_).weights_hash = weights_hash(*net_);
-    hash_stale_ = false;
-  }
-  return meta_;
+void BuiltinModel::refresh_weights_hash() { meta_.weights_hash = weights_hash(*net_); }
+
+std::unique_ptr<TrainingSession> BuiltinModel::start_training(const OptimizerOptions& options) {
+  return start_builtin_training(*this, options);
 }
 
-const std::vector<TapInfo>& BuiltinModel::taps() const { return taps_; }
+void BuiltinModel::record_training(const std::string& data_spec, const std::string& training_json) {
+  meta_.data_spec = data_spec;
+  meta_.training_json = training_json;
+}
 
 ForwardOutput BuiltinModel::forward(const Batch& batch, const std::vector<std::size_t>& tap_ids) {
   if (batch.shape != meta_.input)
@@ -209,7 +212,7 @@ ForwardOutput forward_in_chunks(const Batch& batch, const torch::Device& device,
 
 }  // namespace detail
 
-std::unique_ptr<Model> create_model(const std::string& arch, const ImageShape& input,
+std::unique_ptr<TrainableModel> create_model(const std::string& arch, const ImageShape& input,
                                     const std::vector<std::string>& class_names, const Normalization& norm,
                                     std::uint64_t seed) {
   torch::manual_seed(seed);
@@ -223,13 +226,12 @@ std::unique_ptr<Model> create_model(const std::string& arch, const ImageShape& i
   return model;
 }
 
-void save_model(const Model& model, const std::string& path) {
-  auto* builtin = dynamic_cast<const detail::BuiltinModel*>(&model);
-  if (!builtin) fail(path, "only built-in models can be saved as checkpoints");
-  auto& net = const_cast<detail::BuiltinModel*>(builtin)->net();
+void save_model(const TrainableModel& model, const std::string& path) { model.save(path); }
+
+void detail::BuiltinModel::save(const std::string& path) const {
   SafetensorsFile file;
-  file.metadata[detail::kMetaKey] = detail::meta_to_json(model.meta()).dump();
-  detail::for_each_state_tensor(net, [&](const std::string& name, torch::Tensor& t) {
+  file.metadata[detail::kMetaKey] = detail::meta_to_json(meta_).dump();
+  detail::for_each_state_tensor(*net_, [&](const std::string& name, torch::Tensor& t) {
     auto c = t.detach().contiguous().cpu();
     StoredTensor st;
     st.name = name;
@@ -249,6 +251,11 @@ void save_model(const Model& model, const std::string& path) {
 std::unique_ptr<Model> load_model(const std::string& path, const std::string& preprocess) {
   if (detail::is_zip_file(path)) return detail::load_torchscript(path, preprocess);
   if (!preprocess.empty()) fail(path, "is a checkpoint: a preprocessing file applies to TorchScript models only");
+  return load_trainable_model(path);
+}
+
+std::unique_ptr<TrainableModel> load_trainable_model(const std::string& path) {
+  if (detail::is_zip_file(path)) fail(path, "is a TorchScript module: only imagescore checkpoints can be trained further");
   auto file = read_safetensors(path);
   auto it = file.metadata.find(detail::kMetaKey);
   if (it == file.metadata.end()) fail(path, "not an imagescore model checkpoint (no model metadata)");

@@ -8,28 +8,32 @@
 
 namespace imagescore::detail {
 
-class BuiltinModel : public Model {
+class BuiltinModel : public TrainableModel {
  public:
   BuiltinModel(ModelMeta meta, std::shared_ptr<ClassifierNet> net);
-  const ModelMeta& meta() const override;
-  const std::vector<TapInfo>& taps() const override;
+  const ModelMeta& meta() const override { return meta_; }
+  const std::vector<TapInfo>& taps() const override { return taps_; }
   ForwardOutput forward(const Batch& batch, const std::vector<std::size_t>& tap_ids) override;
   std::string device() const override { return device_.str(); }
   void to_device(const std::string& device) override;
+  std::unique_ptr<TrainingSession> start_training(const OptimizerOptions& options) override;
+  void record_training(const std::string& data_spec, const std::string& training_json) override;
+  void save(const std::string& path) const override;
 
   ClassifierNet& net() { return *net_; }
   const torch::Device& torch_device() const { return device_; }
-  ModelMeta& mutable_meta() { return meta_; }
-  // Call after the weights changed (training), so that meta().weights_hash is current.
-  void weights_changed() { hash_stale_ = true; }
+  // Recomputes meta().weights_hash; training calls it after the weights changed.
+  void refresh_weights_hash();
 
  private:
   ModelMeta meta_;
   std::shared_ptr<ClassifierNet> net_;
   std::vector<TapInfo> taps_;
   torch::Device device_ = torch::kCPU;
-  mutable bool hash_stale_ = true;
 };
+
+// The training session of a built-in model (training.cpp).
+std::unique_ptr<TrainingSession> start_builtin_training(BuiltinModel& model, const OptimizerOptions& options);
 
 // A batch as a tensor view (no copy) of its pixels.
 torch::Tensor batch_tensor(const Batch& batch);

@@ -14,11 +14,12 @@
 #include <regex>
 #include <set>
 
-#include "../core/device.hpp"
+#include "device.hpp"
 #include "builtin_model.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/core/runtime.hpp"
+#include "imagescore/models/device.hpp"
 
 namespace imagescore::detail {
 namespace {

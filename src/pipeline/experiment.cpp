@@ -48,10 +48,10 @@ nlohmann::json Experiment::to_json() const {
           {"base_epochs", base_epochs},
           {"retrain_epochs", retrain_epochs},
           {"selection_interval", selection_interval},
-          {"optimizer", train.optimizer},
-          {"lr", train.learning_rate},
-          {"momentum", train.momentum},
-          {"weight_decay", train.weight_decay},
+          {"optimizer", to_string(train.optimizer.kind)},
+          {"lr", train.optimizer.learning_rate},
+          {"momentum", train.optimizer.momentum},
+          {"weight_decay", train.optimizer.weight_decay},
           {"batch_size", train.batch_size},
           {"augment", train.augmentation.any()},
           {"seed", train.seed},
@@ -82,10 +82,9 @@ Experiment parse_experiment(const nlohmann::json& j, const std::string& where) {
   e.base_epochs = get(j, "base_epochs", e.base_epochs, where);
   e.retrain_epochs = get(j, "retrain_epochs", e.retrain_epochs, where);
   e.selection_interval = get(j, "selection_interval", e.selection_interval, where);
-  e.train.optimizer = get(j, "optimizer", e.train.optimizer, where);
-  e.train.learning_rate = get(j, "lr", e.train.learning_rate, where);
-  e.train.momentum = get(j, "momentum", e.train.momentum, where);
-  e.train.weight_decay = get(j, "weight_decay", e.train.weight_decay, where);
+  e.train.optimizer.learning_rate = get(j, "lr", e.train.optimizer.learning_rate, where);
+  e.train.optimizer.momentum = get(j, "momentum", e.train.optimizer.momentum, where);
+  e.train.optimizer.weight_decay = get(j, "weight_decay", e.train.optimizer.weight_decay, where);
   e.train.batch_size = get(j, "batch_size", e.train.batch_size, where);
   if (get(j, "augment", false, where)) e.train.augmentation = {4, true};
   e.train.seed = get(j, "seed", e.train.seed, where);
@@ -95,6 +94,8 @@ Experiment parse_experiment(const nlohmann::json& j, const std::string& where) {
   e.classes = get(j, "classes", e.classes, where);
   e.profile.rho = get(j, "rho", e.profile.rho, where);
   try {
+    e.train.optimizer.kind = parse_optimizer(get(j, "optimizer", std::string("adam"), where));
+    e.train.optimizer.validate();
     e.profile.norm = parse_norm(get(j, "norm", std::string("linf"), where));
     e.profile.scale = parse_scale(get(j, "scale", std::string("mean"), where));
     e.image_score.overlap = parse_overlap(get(j, "overlap", std::string("recall"), where));
@@ -112,7 +113,6 @@ Experiment parse_experiment(const nlohmann::json& j, const std::string& where) {
   if (e.retrain_epochs < 1) fail(where, "'retrain_epochs' must be >= 1");
   if (e.selection_interval < 1) fail(where, "'selection_interval' must be >= 1");
   if (e.train.batch_size == 0 || e.eval_batch_size == 0) fail(where, "batch sizes must be > 0");
-  if (!(e.train.learning_rate > 0)) fail(where, "'lr' must be > 0");
   if (!(e.image_score.floor >= 0 && e.image_score.floor <= 1)) fail(where, "'floor' must be in [0, 1]");
   if (e.keep_checkpoints_every < 0) fail(where, "'keep_checkpoints_every' must be >= 0");
   if (e.arms.empty()) fail(where, "'arms' is empty");

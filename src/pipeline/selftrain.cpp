@@ -125,11 +125,11 @@ void execute_run(Context& c, const std::string& dir, const std::string& start_mo
   int done = state.at("epoch").get<int>();
   if (done >= epochs) return;
 
-  std::unique_ptr<Model> model;
+  std::unique_ptr<TrainableModel> model;
   if (done > 0) {
-    model = load_model(checkpoint(dir, done));
+    model = load_trainable_model(checkpoint(dir, done));
   } else if (!start_model.empty()) {
-    model = load_model(start_model);
+    model = load_trainable_model(start_model);
   } else {
     model = create_model(c.e.model, c.training->shape(), c.train_all->class_names(),
                          compute_normalization(*c.training, c.o.threads), c.e.train.seed);

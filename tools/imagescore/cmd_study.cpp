@@ -22,7 +22,7 @@ void add_study_command(CLI::App& app) {
   cmd->add_option("--reference-epochs", s.reference_epochs,
                   "Epochs of the fully supervised reference model (0: skip it)")->default_val(5);
   cmd->add_option("--train-seed", s.train.seed, "Seed of training")->default_val(0);
-  cmd->add_option("--lr", s.train.learning_rate, "Learning rate (Adam)")->default_val(1e-3);
+  cmd->add_option("--lr", s.train.optimizer.learning_rate, "Learning rate (Adam)")->default_val(1e-3);
   cmd->add_option("--select-fraction", s.select_fraction, "Share of each class's candidates selected")->default_val(0.3);
   cmd->add_option("--rho", s.profile.rho, "Threshold factor")->default_val(0.5);
   cmd->add_option("--norm", opt->norm, "linf, l1 or l2")->default_val("linf");

@@ -44,6 +44,7 @@ void add_train_command(CLI::App& app) {
     std::string out;
     std::string normalize = "auto";
     TrainOptions train;
+    std::string optimizer = "adam";
     bool augment = false;
   };
   auto opt = std::make_shared<Options>();
@@ -52,10 +53,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--model", opt->arch, "small-cnn, vgg16 or resnet18")->default_val("small-cnn");
   cmd->add_option("--epochs", opt->train.epochs, "Training epochs")->default_val(5);
   cmd->add_option("--batch-size", opt->train.batch_size, "Batch size")->default_val(128);
-  cmd->add_option("--optimizer", opt->train.optimizer, "adam (as in the paper) or sgd")->default_val("adam");
-  cmd->add_option("--lr", opt->train.learning_rate, "Learning rate")->default_val(1e-3);
-  cmd->add_option("--momentum", opt->train.momentum, "SGD momentum")->default_val(0.9);
-  cmd->add_option("--weight-decay", opt->train.weight_decay, "Weight decay")->default_val(0.0);
+  cmd->add_option("--optimizer", opt->optimizer, "adam (as in the paper) or sgd")->default_val("adam");
+  cmd->add_option("--lr", opt->train.optimizer.learning_rate, "Learning rate")->default_val(1e-3);
+  cmd->add_option("--momentum", opt->train.optimizer.momentum, "SGD momentum")->default_val(0.9);
+  cmd->add_option("--weight-decay", opt->train.optimizer.weight_decay, "Weight decay")->default_val(0.0);
   cmd->add_option("--seed", opt->train.seed, "Random seed (initialisation, order, augmentation)")->default_val(0);
   cmd->add_flag("--augment", opt->augment, "Random crop (padding 4) and horizontal flip, as usual for CIFAR");
   cmd->add_option("--normalize", opt->normalize, "auto (from the training images), none, or MEANS/STDS")->default_val("auto");
@@ -66,6 +67,7 @@ void add_train_command(CLI::App& app) {
     run_command([&] {
       auto& o = *opt;
       auto source = open_selected_data(o.data, "training");
+      o.train.optimizer.kind = parse_optimizer(o.optimizer);
       if (o.augment) o.train.augmentation = {4, true};
       o.train.threads = global_options().threads;
       o.train.quiet = global_options().quiet;

@@ -8,6 +8,7 @@
 #include "imagescore/data/split.hpp"
 #include "imagescore/core/progress.hpp"
 #include "imagescore/core/runtime.hpp"
+#include "imagescore/models/device.hpp"
 
 namespace imagescore::cli {
 

@@ -81,19 +81,68 @@ class Model {
   virtual ForwardOutput forward(const Batch& batch, const std::vector<std::size_t>& tap_ids) = 0;
 };
 
+// ---- training ------------------------------------------------------------------------
+
+enum class Optimizer { Adam, Sgd };
+Optimizer parse_optimizer(const std::string& name);  // "adam" | "sgd", else OptionError "optimizer"
+std::string to_string(Optimizer optimizer);
+
+struct OptimizerOptions {
+  Optimizer kind = Optimizer::Adam;  // the paper's
+  double learning_rate = 1e-3;
+  double momentum = 0.9;             // SGD only
+  double weight_decay = 0.0;
+  void validate() const;             // OptionError naming lr, momentum or weight_decay
+};
+
+// What one optimisation step on a batch gave.
+struct TrainingStep {
+  double loss = 0;          // mean cross-entropy of the batch
+  std::size_t correct = 0;  // images whose logits' argmax was their label
+};
+
+// A model's training state (its optimizer) between steps, epochs and processes.
+class TrainingSession {
+ public:
+  virtual ~TrainingSession() = default;
+  // Puts the model in training mode; `seed` seeds dropout, so that an epoch redone with
+  // the same seed gives the same result.
+  virtual void begin_epoch(std::uint64_t seed) = 0;
+  // One step on a normalised batch whose every label is a class of the model.
+  virtual TrainingStep step(const Batch& batch) = 0;
+  // Back to evaluation mode; the model's weights hash describes the new weights. Safe to
+  // call after a failed step.
+  virtual void end_epoch() = 0;
+  // The optimizer's state, written atomically, and read back (resumable runs).
+  virtual void save_state(const std::string& path) const = 0;
+  virtual void load_state(const std::string& path) = 0;
+};
+
+// A model the toolkit can train and save as a checkpoint: the built-in architectures.
+class TrainableModel : public Model {
+ public:
+  virtual std::unique_ptr<TrainingSession> start_training(const OptimizerOptions& options) = 0;
+  // How the model was trained: kept in its checkpoint (meta().data_spec, training_json).
+  virtual void record_training(const std::string& data_spec, const std::string& training_json) = 0;
+  // Writes the checkpoint (safetensors: weights, and the metadata in meta()), atomically.
+  virtual void save(const std::string& path) const = 0;
+};
+
 // Architectures the toolkit can build and train.
 const std::vector<std::string>& builtin_architectures();
 
 // A freshly initialised built-in model (seeded).
-std::unique_ptr<Model> create_model(const std::string& arch, const ImageShape& input,
-                                    const std::vector<std::string>& class_names,
-                                    const Normalization& norm, std::uint64_t seed);
+std::unique_ptr<TrainableModel> create_model(const std::string& arch, const ImageShape& input,
+                                             const std::vector<std::string>& class_names,
+                                             const Normalization& norm, std::uint64_t seed);
 
 // Loads a checkpoint written by save_model, or a TorchScript module (from torch.jit.trace
 // or torch.jit.script) whose preprocessing is described by `preprocess` (a JSON file;
 // default: the model's path + ".json"). Fails naming the file and the problem.
 std::unique_ptr<Model> load_model(const std::string& path, const std::string& preprocess = "");
-void save_model(const Model& model, const std::string& path);
+// Loads a checkpoint written by save_model, to train it further; refuses a TorchScript file.
+std::unique_ptr<TrainableModel> load_trainable_model(const std::string& path);
+void save_model(const TrainableModel& model, const std::string& path);
 
 // Positions in taps() of the named taps; empty `names` means the default taps.
 // Fails on an unknown name, listing the known ones.

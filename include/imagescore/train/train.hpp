@@ -16,10 +16,7 @@ namespace imagescore {
 struct TrainOptions {
   int epochs = 5;
   std::size_t batch_size = 128;
-  std::string optimizer = "adam";  // adam (the paper's) | sgd
-  double learning_rate = 1e-3;
-  double momentum = 0.9;           // sgd only
-  double weight_decay = 0.0;
+  OptimizerOptions optimizer;
   std::uint64_t seed = 0;
   Augmentation augmentation;
   int threads = 0;                 // decoding threads
@@ -34,11 +31,11 @@ struct EpochReport {
   double seconds = 0;
 };
 
-// Trains a built-in model epoch by epoch, keeping the optimizer state between epochs
-// (and across processes through save_state/load_state, for resumable runs).
+// Trains a model epoch by epoch, keeping the optimizer state between epochs (and across
+// processes through save_state/load_state, for resumable runs).
 class Trainer {
  public:
-  Trainer(Model& model, const TrainOptions& options);
+  Trainer(TrainableModel& model, const TrainOptions& options);
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
@@ -54,9 +51,10 @@ class Trainer {
   std::unique_ptr<Impl> impl_;
 };
 
-// Trains a built-in model in place on the labelled images of `source` (every image must
-// have a label below the model's class count). `on_epoch` is called after each epoch.
-std::vector<EpochReport> train_model(Model& model, const ImageSource& source, const TrainOptions& options,
+// Trains a model in place on the labelled images of `source` (every image must have a
+// label below the model's class count), and records how in its checkpoint metadata.
+// `on_epoch` is called after each epoch.
+std::vector<EpochReport> train_model(TrainableModel& model, const ImageSource& source, const TrainOptions& options,
                                      const std::function<void(const EpochReport&)>& on_epoch = {});
 
 struct Evaluation {

@@ -1,0 +1,103 @@
+// Training steps of the built-in models: the optimizer and one batch's forward, loss and
+// backward pass. The epochs, the data order and the records live in the train layer.
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+#include "builtin_model.hpp"
+#include "device.hpp"
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/core/names.hpp"
+#include "imagescore/core/text.hpp"
+
+namespace imagescore {
+namespace {
+
+const EnumName<Optimizer> kOptimizerNames[] = {{Optimizer::Adam, "adam"}, {Optimizer::Sgd, "sgd"}};
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& net, const OptimizerOptions& o) {
+  switch (o.kind) {
+    case Optimizer::Adam:
+      return std::make_unique<torch::optim::Adam>(
+          net.parameters(), torch::optim::AdamOptions(o.learning_rate).weight_decay(o.weight_decay));
+    case Optimizer::Sgd:
+      return std::make_unique<torch::optim::SGD>(
+          net.parameters(), torch::optim::SGDOptions(o.learning_rate).momentum(o.momentum).weight_decay(o.weight_decay));
+  }
+  fail_option("optimizer", "unknown optimizer");
+}
+
+class BuiltinTrainingSession : public TrainingSession {
+ public:
+  BuiltinTrainingSession(detail::BuiltinModel& model, const OptimizerOptions& options)
+      : model_(model), optimizer_(make_optimizer(model.net(), options)) {}
+
+  void begin_epoch(std::uint64_t seed) override {
+    torch::manual_seed(seed);
+    model_.net().train();
+  }
+
+  TrainingStep step(const Batch& batch) override {
+    const auto& device = model_.torch_device();
+    auto x = detail::to_device(detail::batch_tensor(batch), device);
+    auto y = detail::to_device(torch::from_blob(const_cast<std::int64_t*>(batch.labels.data()), {int64_t(batch.size())},
+                                                torch::kInt64),
+                               device);
+    optimizer_->zero_grad();
+    auto logits = model_.net().forward(x, nullptr);
+    auto loss = torch::nn::functional::cross_entropy(logits, y);
+    loss.backward();
+    optimizer_->step();
+    TrainingStep result;
+    result.loss = loss.item<double>();
+    result.correct = std::size_t(logits.argmax(1).eq(y).sum().item<int64_t>());
+    return result;
+  }
+
+  void end_epoch() override {
+    model_.net().eval();
+    model_.refresh_weights_hash();
+  }
+
+  void save_state(const std::string& path) const override {
+    torch::serialize::OutputArchive archive;
+    optimizer_->save(archive);
+    write_file_atomic(path, [&](std::ostream& out) { archive.save_to(out); });
+  }
+
+  void load_state(const std::string& path) override {
+    torch::serialize::InputArchive archive;
+    try {
+      archive.load_from(path, model_.torch_device());
+      optimizer_->load(archive);
+    } catch (const c10::Error&) {
+      fail(path, "cannot read the optimizer state (corrupted or from another model)");
+    }
+  }
+
+ private:
+  detail::BuiltinModel& model_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+};
+
+}  // namespace
+
+Optimizer parse_optimizer(const std::string& name) { return enum_from_name(kOptimizerNames, name, "optimizer"); }
+std::string to_string(Optimizer optimizer) { return enum_name(kOptimizerNames, optimizer); }
+
+void OptimizerOptions::validate() const {
+  if (!(learning_rate > 0) || !std::isfinite(learning_rate)) fail_option("lr", "must be > 0");
+  if (!(momentum >= 0) || !std::isfinite(momentum)) fail_option("momentum", "must be >= 0");
+  if (!(weight_decay >= 0) || !std::isfinite(weight_decay)) fail_option("weight_decay", "must be >= 0");
+}
+
+namespace detail {
+
+std::unique_ptr<TrainingSession> start_builtin_training(BuiltinModel& model, const OptimizerOptions& options) {
+  options.validate();
+  return std::make_unique<BuiltinTrainingSession>(model, options);
+}
+
+}  // namespace detail
+}  // namespace imagescore
