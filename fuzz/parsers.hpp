@@ -21,7 +21,9 @@
 #include "imagescore/score/profile.hpp"
 #include "imagescore/core/safetensors.hpp"
 #include "imagescore/score/scores_table.hpp"
+#include "imagescore/pipeline/assembly.hpp"
 #include "imagescore/pipeline/selftrain.hpp"
+#include "imagescore/stats/bootstrap.hpp"
 #include "imagescore/data/split.hpp"
 
 namespace fuzz {

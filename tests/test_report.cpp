@@ -225,8 +225,10 @@ void write_fake_run(const TempDir& dir) {
       {"rows", {{{"class", kNastyClass}, {"baseline", 0.7}, {"train", 0.72}, {"diff_tb", 0.02}, {"p_value_tb", 0.01},
                  {"softmax", 0.71}, {"diff_sb", 0.01}, {"p_value_sb", 0.2}, {"diff_ts", 0.01}}}},
       {"significant_tb", 1},
-      {"significant_sb", 0},
-      {"assembly", {{"epochs", {0, 1}}, {"baseline", {0.7, 0.7}}, {"assembled", {0.7, 0.74}}}}}.dump());
+      {"significant_sb", 0}}.dump());
+  write_bytes(dir.file("run/assembly.json"),
+              R"([{"epoch": 0, "base": 0.7, "baseline": 0.7, "assembled": 0.7, "claimed_by_none": 1, "claimed_by_several": 0},)"
+              R"( {"epoch": 1, "base": 0.7, "baseline": null, "assembled": 0.74, "claimed_by_none": 0, "claimed_by_several": 2}])");
 }
 
 TEST(Report, SelfTrainingRunPages) {
@@ -273,9 +275,9 @@ TEST(Report, RejectsBadRunFolders) {
   write_bytes(epochs, "{\"protocol\": \"per-class\", \"arm\": \"a\", \"class\": 5, \"epoch\": 0, \"test_accuracy\": 0.5, \"per_class_accuracy\": [1]}\n");
   EXPECT_ERROR_CONTAINS(report_data(options), "per_class_accuracy has no entry for class 5");
   write_bytes(epochs, "{\"protocol\": \"both\", \"arm\": \"a\", \"epoch\": 0, \"test_accuracy\": 0.5}\n");
-  EXPECT_ERROR_CONTAINS(report_data(options), "protocol must be per-class or joint");
+  EXPECT_ERROR_CONTAINS(report_data(options), "epochs.jsonl:1: 'protocol': unknown protocol 'both'");
   write_bytes(epochs, "{\"protocol\": \"joint\", \"arm\": \"a\", \"epoch\": \"one\", \"test_accuracy\": 0.5}\n");
-  EXPECT_ERROR_CONTAINS(report_data(options), "epochs.jsonl:1: epoch: expected an integer");
+  EXPECT_ERROR_CONTAINS(report_data(options), "epochs.jsonl:1: 'epoch' has the wrong type (\"one\")");
   write_bytes(epochs, "\n");
   EXPECT_ERROR_CONTAINS(report_data(options), "epochs.jsonl: no records");
   std::remove(epochs.c_str());

@@ -8,7 +8,10 @@
 
 #include "imagescore/core/io.hpp"
 #include "imagescore/core/runtime.hpp"
+#include "imagescore/pipeline/assembly.hpp"
+#include "imagescore/report/report.hpp"
 #include "imagescore/pipeline/selftrain.hpp"
+#include "imagescore/stats/bootstrap.hpp"
 #include "test_files.hpp"
 #include "test_util.hpp"
 
@@ -170,7 +173,7 @@ TEST(Selftrain, PerClassAddsOnlyItsClassAndJointAddsAll) {
   write_idx(dir.path(), "t10k", 4, 4);
   auto e = tiny_experiment(dir.path());
   e.retrain_epochs = 1;
-  e.arms = {"softmax"};
+  e.arms = {Arm{"softmax"}};
   SelftrainOptions o;
   o.quiet = true;
   run_selftrain(e, dir.path() + "/run", o);
@@ -186,11 +189,20 @@ TEST(Selftrain, PerClassAddsOnlyItsClassAndJointAddsAll) {
   EXPECT_GT(joint, 70u);
   EXPECT_LE(joint, 90u);
 
-  auto tables = selftrain_stats(dir.path() + "/run", 1000, 0);
+  auto stats = write_selftrain_stats(dir.path() + "/run", 1000, 0);
+  const auto& tables = stats.tables;
   ASSERT_EQ(tables.size(), 2u);
-  EXPECT_EQ(tables[0].protocol, "per-class");
+  EXPECT_EQ(tables[0].protocol, Protocol::PerClass);
   EXPECT_EQ(tables[0].rows.size(), 10u);
-  EXPECT_NE(stats_markdown(tables).find("| baseline | train | diff_tb |"), std::string::npos);
+  EXPECT_NE(stats.markdown().find("| baseline | train | diff_tb |"), std::string::npos);
+
+  // The report draws a real run: the base run's records are where the curves start, not
+  // rows of their own; per-class runs draw their class.
+  ReportOptions ro;
+  ro.run_dir = dir.path() + "/run";
+  const auto epochs = report_data(ro)["selftrain"]["epochs"];
+  EXPECT_EQ(epochs.size(), 10u * 2 + 2);  // 10 per-class runs and the joint run, epochs 0 and 1
+  for (const auto& row : epochs) EXPECT_NE(row["protocol"], "base");
 }
 
 }  // namespace

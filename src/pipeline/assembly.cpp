@@ -1,23 +1,44 @@
 // Model assembly (the paper's table 3) over the per-class image-score models of a run.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
-#include <sstream>
+#include <limits>
 
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
-#include "imagescore/pipeline/selftrain.hpp"
+#include "imagescore/pipeline/assembly.hpp"
 #include "imagescore/data/split.hpp"
 
 namespace imagescore {
+
+std::vector<int> assemble_labels(const std::vector<std::vector<int>>& labels, const std::vector<std::vector<double>>& scores,
+                                 const std::vector<int>& base) {
+  if (labels.size() != scores.size()) fail("assemble", "one score list per model needed");
+  std::vector<int> out = base;
+  std::vector<double> best(base.size(), -std::numeric_limits<double>::infinity());
+  std::vector<bool> claimed(base.size(), false);
+  for (std::size_t k = 0; k < labels.size(); ++k) {
+    if (labels[k].size() != base.size() || scores[k].size() != base.size()) fail("assemble", "models disagree on the number of images");
+    for (std::size_t i = 0; i < base.size(); ++i) {
+      if (labels[k][i] != int(k)) continue;
+      // Strictly greater: on a tie the lower class id (earlier model) keeps the image.
+      if (!claimed[i] || scores[k][i] > best[i]) {
+        claimed[i] = true;
+        best[i] = scores[k][i];
+        out[i] = int(k);
+      }
+    }
+  }
+  return out;
+}
 
 AssemblyResult assemble_run(const std::string& run_dir, int epoch, const SelftrainOptions& options) {
   namespace fs = std::filesystem;
   const std::string config_path = run_dir + "/experiment.json";
   if (!fs::exists(config_path)) fail(run_dir, "not a self-training run folder (no experiment.json)");
   auto experiment = load_experiment(config_path);
-  if (std::find(experiment.protocols.begin(), experiment.protocols.end(), "per-class") == experiment.protocols.end() ||
-      std::find(experiment.arms.begin(), experiment.arms.end(), "imagescore") == experiment.arms.end())
+  if (!experiment.runs(Protocol::PerClass) || !experiment.runs("imagescore"))
     fail(config_path, "assembly needs the per-class protocol with the imagescore arm");
   if (!experiment.classes.empty() && experiment.classes.size() != open_data(experiment.data, SplitName::Test)->class_names().size())
     fail(config_path, "assembly needs a per-class model for every class ('classes' lists only some)");
@@ -86,15 +107,19 @@ AssemblyResult assemble_run(const std::string& run_dir, int epoch, const Selftra
   }
 
   // The baseline arm at the same epoch, from the run's records.
-  std::istringstream lines(read_file(run_dir + "/epochs.jsonl"));
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.empty()) continue;
-    auto r = nlohmann::json::parse(line);
-    if (r.at("protocol") == "per-class" && r.at("arm") == "baseline" && r.at("epoch") == epoch)
-      result.baseline_arm_accuracy = r.at("test_accuracy").get<double>();
-  }
+  for (const auto& r : read_epoch_records(run_dir + "/epochs.jsonl"))
+    if (r.protocol == Protocol::PerClass && r.arm == "baseline" && r.epoch == epoch)
+      result.baseline_arm_accuracy = r.test_accuracy;
   return result;
+}
+
+std::vector<AssemblyResult> write_assembly(const std::string& run_dir, const std::vector<int>& epochs,
+                                           const SelftrainOptions& options) {
+  std::vector<AssemblyResult> results;
+  for (int epoch : epochs.empty() ? std::vector<int>{0} : epochs) results.push_back(assemble_run(run_dir, epoch, options));
+  write_file_atomic(run_dir + "/assembly.md", assembly_markdown(results));
+  write_file_atomic(run_dir + "/assembly.json", assembly_json(results).dump(2) + "\n");
+  return results;
 }
 
 }  // namespace imagescore

@@ -10,7 +10,7 @@
 #include "imagescore/core/json.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/score/scores_table.hpp"
-#include "imagescore/pipeline/selftrain.hpp"
+#include "imagescore/pipeline/experiment.hpp"
 
 namespace imagescore {
 namespace {
@@ -32,14 +32,18 @@ T get(const nlohmann::json& j, const char* key, const T& fallback, const std::st
 
 }  // namespace
 
-std::string Experiment::arm_column(const std::string& arm) {
-  if (arm == "baseline") return "";
-  if (arm == "softmax") return "msp";
-  if (arm == "imagescore") return "image_score";
-  return arm;
+bool Experiment::runs(Protocol protocol) const {
+  return std::find(protocols.begin(), protocols.end(), protocol) != protocols.end();
+}
+
+bool Experiment::runs(const std::string& arm) const {
+  return std::find(arms.begin(), arms.end(), Arm{arm}) != arms.end();
 }
 
 nlohmann::json Experiment::to_json() const {
+  std::vector<std::string> arm_names, protocol_names;
+  for (const auto& arm : arms) arm_names.push_back(arm.name);
+  for (Protocol p : protocols) protocol_names.push_back(to_string(p));
   return {{"data", data},
           {"training_fraction", training_fraction},
           {"split_seed", split_seed},
@@ -55,9 +59,9 @@ nlohmann::json Experiment::to_json() const {
           {"batch_size", train.batch_size},
           {"augment", train.augmentation.any()},
           {"seed", train.seed},
-          {"arms", arms},
+          {"arms", arm_names},
           {"alpha", alpha},
-          {"protocols", protocols},
+          {"protocols", protocol_names},
           {"classes", classes},
           {"rho", profile.rho},
           {"norm", to_string(profile.norm)},
@@ -88,9 +92,9 @@ Experiment parse_experiment(const nlohmann::json& j, const std::string& where) {
   e.train.batch_size = get(j, "batch_size", e.train.batch_size, where);
   if (get(j, "augment", false, where)) e.train.augmentation = {4, true};
   e.train.seed = get(j, "seed", e.train.seed, where);
-  e.arms = get(j, "arms", e.arms, where);
+  const auto arm_names = get(j, "arms", std::vector<std::string>{"baseline", "softmax", "imagescore"}, where);
   e.alpha = get(j, "alpha", e.alpha, where);
-  e.protocols = get(j, "protocols", e.protocols, where);
+  const auto protocol_names = get(j, "protocols", std::vector<std::string>{"per-class", "joint"}, where);
   e.classes = get(j, "classes", e.classes, where);
   e.profile.rho = get(j, "rho", e.profile.rho, where);
   try {
@@ -100,6 +104,14 @@ Experiment parse_experiment(const nlohmann::json& j, const std::string& where) {
     e.profile.scale = parse_scale(get(j, "scale", std::string("mean"), where));
     e.image_score.overlap = parse_overlap(get(j, "overlap", std::string("recall"), where));
     e.profile.validate();
+    e.arms.clear();
+    for (const auto& name : arm_names) e.arms.push_back(parse_arm(name, score_columns()));
+    e.protocols.clear();
+    for (const auto& name : protocol_names) {
+      if (name != "per-class" && name != "joint")
+        fail_option("protocols", "unknown protocol '" + name + "' (expected per-class or joint)");
+      e.protocols.push_back(parse_protocol(name));
+    }
   } catch (const OptionError& err) {
     fail(where, "'" + err.field() + "': " + err.problem());
   }
@@ -116,16 +128,9 @@ Experiment parse_experiment(const nlohmann::json& j, const std::string& where) {
   if (!(e.image_score.floor >= 0 && e.image_score.floor <= 1)) fail(where, "'floor' must be in [0, 1]");
   if (e.keep_checkpoints_every < 0) fail(where, "'keep_checkpoints_every' must be >= 0");
   if (e.arms.empty()) fail(where, "'arms' is empty");
-  const auto& columns = score_columns();
-  for (const auto& arm : e.arms) {
-    auto column = Experiment::arm_column(arm);
-    if (!column.empty() && std::find(columns.begin(), columns.end(), column) == columns.end())
-      fail(where, "unknown arm '" + arm + "' (expected baseline, softmax, imagescore or a score column)");
-    if (std::count(e.arms.begin(), e.arms.end(), arm) > 1) fail(where, "arm '" + arm + "' given twice");
-  }
+  for (const auto& arm : e.arms)
+    if (std::count(e.arms.begin(), e.arms.end(), arm) > 1) fail(where, "arm '" + arm.name + "' given twice");
   if (e.protocols.empty()) fail(where, "'protocols' is empty");
-  for (const auto& p : e.protocols)
-    if (p != "per-class" && p != "joint") fail(where, "unknown protocol '" + p + "' (expected per-class or joint)");
   for (double a : e.alpha)
     if (!(a >= 0 && a <= 1)) fail(where, "every 'alpha' must be in [0, 1]");
   for (int c : e.classes)

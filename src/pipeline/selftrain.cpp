@@ -1,18 +1,19 @@
 // The self-training runner: base training, then each arm's retraining runs, with a
 // checkpoint after every epoch so that an interrupted run resumes exactly.
+#include "imagescore/pipeline/selftrain.hpp"
+
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
-#include "imagescore/core/random.hpp"
 #include "imagescore/core/error.hpp"
-#include "imagescore/core/json.hpp"
 #include "imagescore/core/io.hpp"
-#include "imagescore/select/select.hpp"
-#include "imagescore/pipeline/selftrain.hpp"
+#include "imagescore/core/json.hpp"
+#include "imagescore/core/random.hpp"
 #include "imagescore/data/split.hpp"
+#include "imagescore/select/select.hpp"
 
 namespace imagescore {
 namespace fs = std::filesystem;
@@ -27,6 +28,27 @@ struct Selection {
   std::size_t correct = 0;
 };
 
+// One training run: the base run, or an arm's retraining run under a protocol (for one
+// class under the per-class protocol).
+struct Run {
+  Protocol protocol = Protocol::Base;
+  Arm arm{"base"};
+  int class_id = -1;
+  std::string dir;
+  std::string start_model;  // the checkpoint it starts from; "" for a fresh model
+  int epochs = 0;
+  int seed_offset = 0;      // added to the epoch number to seed its data order
+  bool selects() const { return protocol != Protocol::Base && !arm.column().empty(); }
+};
+
+// What a run folder's state.json holds: the last finished epoch (whose checkpoint and
+// optimizer state are in the folder), its records so far, and the selection in use.
+struct RunState {
+  int epoch = 0;
+  std::vector<EpochRecord> records;
+  Selection selection;
+};
+
 struct Context {
   Experiment e;
   std::string dir;
@@ -35,6 +57,7 @@ struct Context {
   std::unique_ptr<ImageSource> training, pool;
   std::size_t num_classes = 0;
   std::vector<double> alpha;  // one per class
+  std::vector<Run> runs;      // in training order, the base run first
   int trained_this_session = 0;
 };
 
@@ -43,31 +66,57 @@ struct Stopped : Error {
   using Error::Error;
 };
 
-std::string run_folder(const Context& c, const std::string& protocol, const std::string& arm, int cls) {
-  std::string name = protocol + "/" + arm;
-  if (cls >= 0) name += "/class" + std::to_string(cls);
-  return c.dir + "/runs/" + name;
+std::string checkpoint(const std::string& dir, int epoch) { return dir + "/epoch-" + std::to_string(epoch) + ".safetensors"; }
+std::string optimizer_state(const std::string& dir, int epoch) { return dir + "/optimizer-" + std::to_string(epoch) + ".pt"; }
+
+RunState read_state(const std::string& path) {
+  RunState state;
+  if (!fs::exists(path)) return state;
+  const json j = read_json_file(path);
+  state.epoch = json_field<int>(j, "epoch", path);
+  const json& records = j.contains("records") ? j.at("records") : json();
+  if (!records.is_array()) fail(path, "'records' must be an array");
+  for (std::size_t i = 0; i < records.size(); ++i)
+    state.records.push_back(EpochRecord::from_json(records[i], path + ": records[" + std::to_string(i) + "]"));
+  if (j.contains("selection") && !j.at("selection").is_null()) {
+    const json& s = j.at("selection");
+    const std::string where = path + ": selection";
+    state.selection.ids = json_field<std::vector<std::size_t>>(s, "ids", where);
+    state.selection.labels = json_field<std::vector<int>>(s, "labels", where);
+    state.selection.correct = json_field<std::size_t>(s, "correct", where);
+    if (state.selection.ids.size() != state.selection.labels.size()) fail(where, "'ids' and 'labels' differ in length");
+  }
+  return state;
 }
 
-json evaluation_record(Context& c, Model& model, const std::string& protocol, const std::string& arm, int cls, int epoch,
-                       const Selection* added) {
+void write_state(const std::string& path, const RunState& state) {
+  json records = json::array();
+  for (const auto& r : state.records) records.push_back(r.to_json());
+  const auto& s = state.selection;
+  const json j = {{"epoch", state.epoch},
+                  {"records", records},
+                  {"selection", {{"ids", s.ids}, {"labels", s.labels}, {"correct", s.correct}}}};
+  write_file_atomic(path, j.dump() + "\n");
+}
+
+EpochRecord evaluation_record(Context& c, Model& model, const Run& run, int epoch, const Selection* added) {
   auto ev = evaluate(model, *c.test, c.e.eval_batch_size, c.o.threads, true);
-  json per_class = json::array();
-  for (double a : ev.per_class_accuracy) per_class.push_back(std::isnan(a) ? json(nullptr) : json(a));
-  json r = {{"protocol", protocol},
-            {"arm", arm},
-            {"class", cls >= 0 ? json(cls) : json(nullptr)},
-            {"epoch", epoch},
-            {"test_accuracy", ev.accuracy},
-            {"per_class_accuracy", per_class},
-            {"added", added ? added->ids.size() : 0},
-            {"added_correct", added ? json(added->correct) : json(nullptr)},
-            {"added_precision", added && !added->ids.empty() ? json(double(added->correct) / double(added->ids.size())) : json(nullptr)}};
+  EpochRecord r;
+  r.protocol = run.protocol;
+  r.arm = run.arm.name;
+  r.class_id = run.class_id;
+  r.epoch = epoch;
+  r.test_accuracy = ev.accuracy;
+  r.per_class_accuracy = ev.per_class_accuracy;
+  if (added) {
+    r.added = added->ids.size();
+    r.added_correct = added->correct;
+  }
   return r;
 }
 
-Selection select_pseudo_labels(Context& c, Model& model, const std::string& arm, int cls) {
-  const std::string column = Experiment::arm_column(arm);
+Selection select_pseudo_labels(Context& c, Model& model, const Run& run) {
+  const std::string column = run.arm.column();
   // Profiles are needed only by the image score; other arms use a one-tap profile
   // (the cheapest pass that score_images accepts).
   ProfileRunOptions po;
@@ -92,7 +141,7 @@ Selection select_pseudo_labels(Context& c, Model& model, const std::string& arm,
   Selection s;
   for (auto row_index : select_rows(table, column, sel, c.num_classes)) {
     const auto& row = table.rows[row_index];
-    if (cls >= 0 && row.pred != cls) continue;  // per-class protocol: only class-c candidates
+    if (run.class_id >= 0 && row.pred != run.class_id) continue;  // per-class protocol: only class-c candidates
     s.ids.push_back(row.id);
     s.labels.push_back(row.pred);
     s.correct += row.label == row.pred;
@@ -100,103 +149,79 @@ Selection select_pseudo_labels(Context& c, Model& model, const std::string& arm,
   return s;
 }
 
-// Rewrites epochs.jsonl from every run's state, in a fixed order (atomically).
-void write_epochs_file(const Context& c, const std::vector<std::string>& run_dirs) {
-  std::string lines;
-  for (const auto& dir : run_dirs) {
-    const std::string state = dir + "/state.json";
-    if (!fs::exists(state)) continue;
-    const json run = read_json_file(state);
-    for (const auto& record : run.at("records")) lines += record.dump() + "\n";
+// Rewrites epochs.jsonl from every run's state, in training order (atomically).
+void write_epochs_file(const Context& c) {
+  std::vector<EpochRecord> records;
+  for (const auto& run : c.runs) {
+    auto state = read_state(run.dir + "/state.json");
+    records.insert(records.end(), state.records.begin(), state.records.end());
   }
-  write_file_atomic(c.dir + "/epochs.jsonl", lines);
+  write_file_atomic(c.dir + "/epochs.jsonl", epoch_records_jsonl(records));
 }
 
-std::string checkpoint(const std::string& dir, int epoch) { return dir + "/epoch-" + std::to_string(epoch) + ".safetensors"; }
-std::string optimizer_state(const std::string& dir, int epoch) { return dir + "/optimizer-" + std::to_string(epoch) + ".pt"; }
+// The model a run resumes from: its last checkpoint, the one it starts from, or a fresh one.
+std::unique_ptr<TrainableModel> starting_model(const Context& c, const Run& run, int done) {
+  if (done > 0) return load_trainable_model(checkpoint(run.dir, done));
+  if (!run.start_model.empty()) return load_trainable_model(run.start_model);
+  return create_model(c.e.model, c.training->shape(), c.train_all->class_names(),
+                      compute_normalization(*c.training, c.o.threads), c.e.train.seed);
+}
 
-// Trains one run epoch by epoch from `start_model` (a checkpoint path, or "" for a fresh
-// model). Resumes from the run's state.json when present.
-void execute_run(Context& c, const std::string& dir, const std::string& start_model, const std::string& protocol,
-                 const std::string& arm, int cls, int epochs, int seed_offset, const std::vector<std::string>& all_runs) {
-  make_directories(dir);
-  const std::string state_path = dir + "/state.json";
-  json state = fs::exists(state_path) ? read_json_file(state_path) : json{{"epoch", 0}, {"records", json::array()}, {"selection", nullptr}};
-  int done = state.at("epoch").get<int>();
-  if (done >= epochs) return;
-
-  std::unique_ptr<TrainableModel> model;
-  if (done > 0) {
-    model = load_trainable_model(checkpoint(dir, done));
-  } else if (!start_model.empty()) {
-    model = load_trainable_model(start_model);
-  } else {
-    model = create_model(c.e.model, c.training->shape(), c.train_all->class_names(),
-                         compute_normalization(*c.training, c.o.threads), c.e.train.seed);
+// The labelled part with its labels, plus the selection with its pseudo-labels.
+std::unique_ptr<ImageSource> training_set(const Context& c, const Selection& selection) {
+  std::vector<std::size_t> ids(c.training->size());
+  std::vector<int> labels(c.training->size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    ids[i] = c.training->id(i);
+    labels[i] = c.training->label(i);
   }
+  ids.insert(ids.end(), selection.ids.begin(), selection.ids.end());
+  labels.insert(labels.end(), selection.labels.begin(), selection.labels.end());
+  return relabel(*c.train_all, std::move(ids), std::move(labels));
+}
+
+// Trains one run epoch by epoch, resuming from its state.json when present.
+void execute_run(Context& c, const Run& run) {
+  make_directories(run.dir);
+  const std::string state_path = run.dir + "/state.json";
+  RunState state = read_state(state_path);
+  if (state.epoch >= run.epochs) return;
+
+  auto model = starting_model(c, run, state.epoch);
   TrainOptions to = c.e.train;
   to.threads = c.o.threads;
   to.quiet = c.o.quiet;
   Trainer trainer(*model, to);
-  if (done > 0) trainer.load_state(optimizer_state(dir, done));
-  if (done == 0 && protocol != "base") {
-    // Every retraining curve starts at the base model.
-    state["records"].push_back(evaluation_record(c, *model, protocol, arm, cls, 0, nullptr));
-  }
+  if (state.epoch > 0) trainer.load_state(optimizer_state(run.dir, state.epoch));
+  // Every retraining curve starts at the base model.
+  if (state.epoch == 0 && run.protocol != Protocol::Base) state.records.push_back(evaluation_record(c, *model, run, 0, nullptr));
 
-  const std::string column = Experiment::arm_column(arm);
-  Selection selection;
-  if (!state.at("selection").is_null()) {
-    selection.ids = state["selection"].at("ids").get<std::vector<std::size_t>>();
-    selection.labels = state["selection"].at("labels").get<std::vector<int>>();
-    selection.correct = state["selection"].at("correct").get<std::size_t>();
-  }
-  for (int epoch = done + 1; epoch <= epochs; ++epoch) {
+  for (int epoch = state.epoch + 1; epoch <= run.epochs; ++epoch) {
     if (!c.o.quiet)
-      std::fprintf(stderr, "== %s %s%s: epoch %d/%d\n", protocol.c_str(), arm.c_str(),
-                   cls >= 0 ? (" class " + std::to_string(cls)).c_str() : "", epoch, epochs);
-    const bool selecting = protocol != "base" && !column.empty();
-    if (selecting && (epoch - 1) % c.e.selection_interval == 0) selection = select_pseudo_labels(c, *model, arm, cls);
-    // The training set: the labelled part with its labels, plus the selection with its
-    // pseudo-labels.
-    std::vector<std::size_t> ids(c.training->size());
-    std::vector<int> labels(c.training->size());
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      ids[i] = c.training->id(i);
-      labels[i] = c.training->label(i);
-    }
-    ids.insert(ids.end(), selection.ids.begin(), selection.ids.end());
-    labels.insert(labels.end(), selection.labels.begin(), selection.labels.end());
-    auto data = relabel(*c.train_all, std::move(ids), std::move(labels));
-    trainer.train_epoch(*data, seed_offset + epoch);
-    state["records"].push_back(evaluation_record(c, *model, protocol, arm, cls, epoch, selecting ? &selection : nullptr));
+      std::fprintf(stderr, "== %s %s%s: epoch %d/%d\n", to_string(run.protocol).c_str(), run.arm.name.c_str(),
+                   run.class_id >= 0 ? (" class " + std::to_string(run.class_id)).c_str() : "", epoch, run.epochs);
+    if (run.selects() && (epoch - 1) % c.e.selection_interval == 0) state.selection = select_pseudo_labels(c, *model, run);
+    trainer.train_epoch(*training_set(c, state.selection), run.seed_offset + epoch);
+    state.records.push_back(evaluation_record(c, *model, run, epoch, run.selects() ? &state.selection : nullptr));
 
     // Checkpoint, then the state that points at it: a kill between the two leaves the
     // previous state, whose checkpoint is still there.
-    save_model(*model, checkpoint(dir, epoch));
-    trainer.save_state(optimizer_state(dir, epoch));
-    state["epoch"] = epoch;
-    state["selection"] = {{"ids", selection.ids}, {"labels", selection.labels}, {"correct", selection.correct}};
-    write_file_atomic(state_path, state.dump() + "\n");
+    save_model(*model, checkpoint(run.dir, epoch));
+    trainer.save_state(optimizer_state(run.dir, epoch));
+    state.epoch = epoch;
+    write_state(state_path, state);
     const int keep = c.e.keep_checkpoints_every;
     const int previous = epoch - 1;
-    if (previous > 0 && !(keep > 0 && previous % keep == 0)) {
-      fs::remove(checkpoint(dir, previous));
-    }
-    if (previous > 0) fs::remove(optimizer_state(dir, previous));
-    write_epochs_file(c, all_runs);
+    if (previous > 0 && !(keep > 0 && previous % keep == 0)) fs::remove(checkpoint(run.dir, previous));
+    if (previous > 0) fs::remove(optimizer_state(run.dir, previous));
+    write_epochs_file(c);
     if (c.o.stop_after_epochs > 0 && ++c.trained_this_session >= c.o.stop_after_epochs)
       throw Stopped(c.dir + ": stopped after " + std::to_string(c.trained_this_session) + " epochs (test hook)");
   }
 }
 
-}  // namespace
-
-void run_selftrain(const Experiment& experiment, const std::string& out_dir, const SelftrainOptions& options) {
-  Context c;
-  c.e = experiment;
-  c.dir = out_dir;
-  c.o = options;
+// The experiment's file in the folder, or a refusal if the folder holds another one.
+void claim_folder(const Experiment& experiment, const std::string& out_dir) {
   make_directories(out_dir);
   const std::string config_path = out_dir + "/experiment.json";
   const json config = experiment.to_json();
@@ -206,7 +231,75 @@ void run_selftrain(const Experiment& experiment, const std::string& out_dir, con
   } else {
     write_file_atomic(config_path, config.dump(2) + "\n");
   }
+}
 
+// The training and pool parts of the run's split (made once, then read back).
+void open_parts(Context& c) {
+  const auto& e = c.e;
+  const std::string split_path = c.dir + "/split.json";
+  DataSplit split;
+  if (fs::exists(split_path)) {
+    split = load_split(split_path);
+    check_split_matches(split, *c.train_all, split_path);
+  } else {
+    split = make_split(*c.train_all, e.training_fraction, e.split_seed);
+    save_split(split, split_path);
+  }
+  std::vector<std::size_t> pool = split.additional;
+  if (e.pool_limit > 0 && e.pool_limit < pool.size()) {
+    auto order = seeded_permutation(pool.size(), e.split_seed + 0x9e3779b97f4a7c15ULL);
+    std::vector<std::size_t> chosen;
+    for (std::size_t i = 0; i < e.pool_limit; ++i) chosen.push_back(pool[order[i]]);
+    std::sort(chosen.begin(), chosen.end());
+    pool = chosen;
+  }
+  c.training = subset(*c.train_all, split.training);
+  c.pool = subset(*c.train_all, pool);
+}
+
+// The runs, in the order they are trained: the base run, then per protocol and arm.
+std::vector<Run> plan_runs(const Experiment& e, const std::string& out_dir, std::size_t num_classes) {
+  std::vector<Run> runs;
+  Run base;
+  base.dir = out_dir + "/runs/base";
+  base.epochs = e.base_epochs;
+  runs.push_back(base);
+  std::vector<int> classes = e.classes;
+  if (classes.empty())
+    for (std::size_t k = 0; k < num_classes; ++k) classes.push_back(int(k));
+  for (Protocol protocol : e.protocols)
+    for (const Arm& arm : e.arms) {
+      Run r;
+      r.protocol = protocol;
+      r.arm = arm;
+      r.start_model = checkpoint(base.dir, e.base_epochs);
+      r.epochs = e.retrain_epochs;
+      r.seed_offset = e.base_epochs;
+      const std::string folder = out_dir + "/runs/" + to_string(protocol) + "/" + arm.name;
+      // The baseline adds nothing, so one run serves every class of the per-class protocol.
+      if (protocol == Protocol::Joint || arm.column().empty()) {
+        r.dir = folder;
+        runs.push_back(r);
+      } else {
+        for (int k : classes) {
+          r.class_id = k;
+          r.dir = folder + "/class" + std::to_string(k);
+          runs.push_back(r);
+        }
+      }
+    }
+  return runs;
+}
+
+}  // namespace
+
+void run_selftrain(const Experiment& experiment, const std::string& out_dir, const SelftrainOptions& options) {
+  claim_folder(experiment, out_dir);
+  const std::string config_path = out_dir + "/experiment.json";
+  Context c;
+  c.e = experiment;
+  c.dir = out_dir;
+  c.o = options;
   c.train_all = open_data(experiment.data, SplitName::Train);
   c.test = open_data(experiment.data, SplitName::Test);
   c.num_classes = c.train_all->class_names().size();
@@ -220,54 +313,21 @@ void run_selftrain(const Experiment& experiment, const std::string& out_dir, con
                           std::to_string(c.num_classes) + " classes");
   for (int cls : experiment.classes)
     if (std::size_t(cls) >= c.num_classes) fail(config_path, "class " + std::to_string(cls) + " out of range");
+  open_parts(c);
+  c.runs = plan_runs(experiment, out_dir, c.num_classes);
+  for (const Run& run : c.runs) execute_run(c, run);
+}
 
-  const std::string split_path = out_dir + "/split.json";
-  DataSplit split;
-  if (fs::exists(split_path)) {
-    split = load_split(split_path);
-    check_split_matches(split, *c.train_all, split_path);
-  } else {
-    split = make_split(*c.train_all, experiment.training_fraction, experiment.split_seed);
-    save_split(split, split_path);
-  }
-  std::vector<std::size_t> pool = split.additional;
-  if (experiment.pool_limit > 0 && experiment.pool_limit < pool.size()) {
-    auto order = seeded_permutation(pool.size(), experiment.split_seed + 0x9e3779b97f4a7c15ULL);
-    std::vector<std::size_t> chosen;
-    for (std::size_t i = 0; i < experiment.pool_limit; ++i) chosen.push_back(pool[order[i]]);
-    std::sort(chosen.begin(), chosen.end());
-    pool = chosen;
-  }
-  c.training = subset(*c.train_all, split.training);
-  c.pool = subset(*c.train_all, pool);
-
-  // The runs, in the order they are trained.
-  struct Run {
-    std::string protocol, arm;
-    int cls;
-  };
-  std::vector<Run> runs;
-  std::vector<int> classes = experiment.classes;
-  if (classes.empty())
-    for (std::size_t k = 0; k < c.num_classes; ++k) classes.push_back(int(k));
-  for (const auto& protocol : experiment.protocols) {
-    for (const auto& arm : experiment.arms) {
-      // The baseline adds nothing, so one run serves every class of the per-class protocol.
-      if (protocol == "joint" || arm == "baseline") {
-        runs.push_back({protocol, arm, -1});
-      } else {
-        for (int k : classes) runs.push_back({protocol, arm, k});
-      }
-    }
-  }
-  std::vector<std::string> all_runs = {out_dir + "/runs/base"};
-  for (const auto& r : runs) all_runs.push_back(run_folder(c, r.protocol, r.arm, r.cls));
-
-  execute_run(c, all_runs[0], "", "base", "base", -1, experiment.base_epochs, 0, all_runs);
-  const std::string base_model = checkpoint(all_runs[0], experiment.base_epochs);
-  for (std::size_t i = 0; i < runs.size(); ++i)
-    execute_run(c, all_runs[i + 1], base_model, runs[i].protocol, runs[i].arm, runs[i].cls, experiment.retrain_epochs,
-                experiment.base_epochs, all_runs);
+SelftrainStats write_selftrain_stats(const std::string& run_dir, std::size_t resamples, std::uint64_t seed) {
+  const std::string path = run_dir + "/epochs.jsonl";
+  const auto records = read_epoch_records(path);
+  std::size_t num_classes = 0;
+  for (const auto& r : records) num_classes = std::max(num_classes, r.per_class_accuracy.size());
+  auto stats = selftrain_stats(records, read_run_classes(run_dir, num_classes), resamples, seed, path);
+  write_file_atomic(run_dir + "/stats.md", stats.markdown());
+  write_file_atomic(run_dir + "/stats.csv", stats.csv());
+  write_file_atomic(run_dir + "/stats.json", stats.to_json().dump(2) + "\n");
+  return stats;
 }
 
 }  // namespace imagescore

@@ -13,6 +13,7 @@
 #include "imagescore/models/model.hpp"
 #include "imagescore/score/scores_table.hpp"
 #include "imagescore/data/split.hpp"
+#include "imagescore/train/selftrain_records.hpp"
 #include "imagescore/detect/detect.hpp"
 #include "report/assets.hpp"
 #include "imagescore/data/image_codec.hpp"
@@ -42,7 +43,7 @@ double number(const json& value, const std::string& where) {
   if (!value.is_number()) fail(where, "expected a number");
   return value.get<double>();
 }
-json number_or_null(const json& value, const std::string& where) {
+json nullable_number(const json& value, const std::string& where) {
   return value.is_null() ? json(nullptr) : json(number(value, where));
 }
 std::int64_t integer(const json& value, const std::string& where) {
@@ -79,14 +80,14 @@ json study_summary(const std::string& path, std::vector<std::string>& classes) {
     if (!precision.contains(score)) continue;
     const std::string where = path + ": " + score;
     rows.push_back({{"score", score},
-                    {"precision", number_or_null(field(precision[score], "overall", where), where)},
-                    {"auroc", number_or_null(field(field(field(summary, "auroc", path), score, path), "overall", where), where)}});
+                    {"precision", nullable_number(field(precision[score], "overall", where), where)},
+                    {"auroc", nullable_number(field(field(field(summary, "auroc", path), score, path), "overall", where), where)}});
   }
   return {{"training_images", integer(field(summary, "training_images", path), path + ": training_images")},
           {"additional_images", integer(field(summary, "additional_images", path), path + ": additional_images")},
           {"test_accuracy", number(field(summary, "test_accuracy", path), path + ": test_accuracy")},
           {"pseudo_label_accuracy", number(field(summary, "additional_pseudo_label_accuracy", path), path + ": additional_pseudo_label_accuracy")},
-          {"reference_test_accuracy", number_or_null(field(summary, "reference_test_accuracy", path), path + ": reference_test_accuracy")},
+          {"reference_test_accuracy", nullable_number(field(summary, "reference_test_accuracy", path), path + ": reference_test_accuracy")},
           {"scores", rows}};
 }
 
@@ -94,81 +95,67 @@ std::string class_name(const std::vector<std::string>& classes, std::int64_t id)
   return id >= 0 && std::size_t(id) < classes.size() ? classes[std::size_t(id)] : std::to_string(id);
 }
 
-// epochs.jsonl: one row per arm, epoch (and class, for the per-class protocol). The
-// accuracy drawn is the class's own for the per-class protocol, the test accuracy otherwise.
+// epochs.jsonl: one row per retraining run and epoch (the base run is where every curve
+// starts). The accuracy drawn is the class's own for the per-class protocol, the test
+// accuracy otherwise.
 json epoch_rows(const std::string& path, const std::vector<std::string>& classes) {
-  std::istringstream lines(read_file(path, std::uint64_t(1) << 30));
   json rows = json::array();
-  std::string line;
-  for (std::size_t number_of_line = 1; std::getline(lines, line); ++number_of_line) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + ":" + std::to_string(number_of_line);
-    json record;
-    try {
-      record = json::parse(line);
-    } catch (const json::exception& e) {
-      fail(where, std::string("not valid JSON: ") + e.what());
+  for (const auto& r : read_epoch_records(path)) {
+    if (r.protocol == Protocol::Base) continue;
+    json row = {{"protocol", to_string(r.protocol)},
+                {"arm", r.arm},
+                {"epoch", r.epoch},
+                {"test_accuracy", r.test_accuracy},
+                {"added", r.epoch > 0 ? json(r.added) : json(nullptr)},
+                {"added_precision", number_or_null(r.added_precision())},
+                {"class", nullptr},
+                {"accuracy", r.test_accuracy}};
+    if (r.protocol == Protocol::Joint) {
+      rows.push_back(row);
+      continue;
     }
-    const std::string protocol = text(field(record, "protocol", where), where + ": protocol");
-    if (protocol != "per-class" && protocol != "joint") fail(where, "protocol must be per-class or joint, got '" + protocol + "'");
-    json row = {{"protocol", protocol},
-                {"arm", text(field(record, "arm", where), where + ": arm")},
-                {"epoch", integer(field(record, "epoch", where), where + ": epoch")},
-                {"test_accuracy", number(field(record, "test_accuracy", where), where + ": test_accuracy")},
-                {"added", record.contains("added") ? number_or_null(record["added"], where + ": added") : json(nullptr)},
-                {"added_precision", record.contains("added_precision") ? number_or_null(record["added_precision"], where + ": added_precision") : json(nullptr)}};
-    if (protocol == "per-class") {
-      const std::int64_t c = integer(field(record, "class", where), where + ": class");
-      const json& per_class = field(record, "per_class_accuracy", where);
-      if (!per_class.is_array() || c < 0 || std::size_t(c) >= per_class.size())
-        fail(where, "per_class_accuracy has no entry for class " + std::to_string(c));
-      row["class"] = class_name(classes, c);
-      row["accuracy"] = number(per_class[std::size_t(c)], where + ": per_class_accuracy");
-    } else {
-      row["class"] = nullptr;
-      row["accuracy"] = row["test_accuracy"];
-    }
-    rows.push_back(std::move(row));
+    // A per-class run draws its class's accuracy; the per-class baseline's one run
+    // serves every class.
+    for (std::size_t k = 0; k < r.per_class_accuracy.size(); ++k)
+      if (r.class_id < 0 || k == std::size_t(r.class_id)) {
+        row["class"] = class_name(classes, std::int64_t(k));
+        row["accuracy"] = number_or_null(r.per_class_accuracy[k]);
+        rows.push_back(row);
+      }
   }
-  if (rows.empty()) fail(path, "no records");
+  if (rows.empty()) fail(path, "no records of a retraining run");
   return rows;
 }
 
-// stats.json: tables 1-3 and the optional assembly curve, with every value type-checked.
-json stats_tables(const std::string& path) {
-  const json stats = read_json_file(path);
+// stats.json (the first table: the per-class protocol when it ran) and assembly.json.
+json stats_tables(const std::string& stats_path, const std::string& assembly_path) {
+  const json stats = read_json_file(stats_path);
+  const StatsTable table = parse_stats_table(stats, stats_path);
   json rows = json::array();
-  const json& input_rows = field(stats, "rows", path);
-  if (!input_rows.is_array()) fail(path, "rows: expected an array");
-  for (std::size_t i = 0; i < input_rows.size(); ++i) {
-    const std::string where = path + ": rows[" + std::to_string(i) + "]";
-    json row = {{"class", text(field(input_rows[i], "class", where), where + ".class")}};
-    for (const char* key : {"baseline", "train", "diff_tb", "p_value_tb", "softmax", "diff_sb", "p_value_sb", "diff_ts"})
-      row[key] = number_or_null(field(input_rows[i], key, where), where + "." + key);
-    rows.push_back(std::move(row));
+  for (const auto& r : table.rows) {
+    rows.push_back({{"class", r.class_name},
+                    {"baseline", number_or_null(r.baseline)},
+                    {"train", number_or_null(r.train)},
+                    {"diff_tb", number_or_null(r.diff_tb)},
+                    {"p_value_tb", number_or_null(r.p_value_tb)},
+                    {"softmax", number_or_null(r.softmax)},
+                    {"diff_sb", number_or_null(r.diff_sb)},
+                    {"p_value_sb", number_or_null(r.p_value_sb)},
+                    {"diff_ts", number_or_null(r.diff_ts)}});
   }
-  json tables = {{"classes", texts(field(stats, "classes", path), path + ": classes")},
-                 {"rows", rows},
-                 {"significant_tb", integer(field(stats, "significant_tb", path), path + ": significant_tb")},
-                 {"significant_sb", integer(field(stats, "significant_sb", path), path + ": significant_sb")},
-                 {"assembly", nullptr}};
-  if (stats.contains("assembly") && !stats["assembly"].is_null()) {
-    const json& assembly = stats["assembly"];
-    const std::string where = path + ": assembly";
-    json points = json::array();
-    const json& epochs = field(assembly, "epochs", where);
-    const json& baseline = field(assembly, "baseline", where);
-    const json& assembled = field(assembly, "assembled", where);
-    if (!epochs.is_array() || !baseline.is_array() || !assembled.is_array() || baseline.size() != epochs.size() ||
-        assembled.size() != epochs.size())
-      fail(where, "epochs, baseline and assembled must be arrays of the same length");
-    for (std::size_t i = 0; i < epochs.size(); ++i)
-      points.push_back({{"epoch", integer(epochs[i], where + ".epochs")},
-                        {"baseline", number(baseline[i], where + ".baseline")},
-                        {"assembled", number(assembled[i], where + ".assembled")}});
-    tables["assembly"] = points;
+  json assembly = nullptr;
+  if (is_file(assembly_path)) {
+    assembly = json::array();
+    for (const auto& a : parse_assembly_json(read_json_file(assembly_path), assembly_path))
+      assembly.push_back({{"epoch", a.epoch},
+                          {"baseline", a.baseline_arm_accuracy ? json(*a.baseline_arm_accuracy) : json(nullptr)},
+                          {"assembled", a.assembled_accuracy}});
   }
-  return tables;
+  return {{"classes", json_field<std::vector<std::string>>(stats, "classes", stats_path)},
+          {"rows", rows},
+          {"significant_tb", table.significant_tb},
+          {"significant_sb", table.significant_sb},
+          {"assembly", assembly}};
 }
 
 Inputs resolve_inputs(const ReportOptions& o) {
@@ -199,7 +186,7 @@ Inputs resolve_inputs(const ReportOptions& o) {
     if (is_file(path("summary.json"))) in.study = study_summary(path("summary.json"), in.study_classes);
   }
   if (selftrain) {
-    json stats = is_file(path("stats.json")) ? stats_tables(path("stats.json")) : json(nullptr);
+    json stats = is_file(path("stats.json")) ? stats_tables(path("stats.json"), path("assembly.json")) : json(nullptr);
     const std::vector<std::string> classes =
         stats.is_null() ? in.study_classes : stats["classes"].get<std::vector<std::string>>();
     in.selftrain = {{"epochs", is_file(path("epochs.jsonl")) ? epoch_rows(path("epochs.jsonl"), classes) : json(nullptr)},

@@ -275,7 +275,7 @@
         node.append(el('h3', {}, 'Assembled model'));
         const points = [];
         for (const p of s.assembly) {
-          points.push({epoch: p.epoch, model: 'baseline', accuracy: p.baseline});
+          if (p.baseline !== null) points.push({epoch: p.epoch, model: 'baseline', accuracy: p.baseline});
           points.push({epoch: p.epoch, model: 'assembled', accuracy: p.assembled});
         }
         chart(node, 'assembled model vs baseline', {width: 420, height: 220, data: {values: points},

@@ -48,8 +48,11 @@ cat > combo/stats.json <<JSON
 {"classes": $classes,
  "rows": [{"class": "<b>T-shirt</b>", "baseline": 0.7, "train": 0.72, "diff_tb": 0.02, "p_value_tb": 0.01, "softmax": 0.71, "diff_sb": 0.01, "p_value_sb": 0.3, "diff_ts": 0.01},
           {"class": "1", "baseline": 0.8, "train": 0.79, "diff_tb": -0.01, "p_value_tb": 0.5, "softmax": 0.82, "diff_sb": 0.02, "p_value_sb": 0.0001, "diff_ts": -0.03}],
- "significant_tb": 1, "significant_sb": 1,
- "assembly": {"epochs": [0, 1, 2], "baseline": [0.8, 0.8, 0.8], "assembled": [0.8, 0.81, 0.83]}}
+ "significant_tb": 1, "significant_sb": 1}
+JSON
+cat > combo/assembly.json <<JSON
+[{"epoch": 1, "base": 0.8, "baseline": 0.8, "assembled": 0.81, "claimed_by_none": 3, "claimed_by_several": 1},
+ {"epoch": 2, "base": 0.8, "baseline": 0.8, "assembled": 0.83, "claimed_by_none": 2, "claimed_by_several": 1}]
 JSON
 "$imagescore" report --run combo --resamples 100 --gallery-count 3 --out combo.html -q
 check "report --run writes the page" test -s combo.html

@@ -6,7 +6,10 @@
 #include "common.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
+#include "imagescore/pipeline/assembly.hpp"
+#include "imagescore/pipeline/assembly.hpp"
 #include "imagescore/pipeline/selftrain.hpp"
+#include "imagescore/stats/bootstrap.hpp"
 
 namespace imagescore::cli {
 
@@ -63,33 +66,9 @@ void add_stats_command(CLI::App& app) {
   add_global_options(*cmd);
   cmd->callback([opt] {
     run_command([&] {
-      auto tables = selftrain_stats(opt->dir, opt->resamples, opt->seed);
-      const auto markdown = stats_markdown(tables);
-      write_file_atomic(opt->dir + "/stats.md", markdown);
-      write_file_atomic(opt->dir + "/stats.csv", stats_csv(tables));
-      auto table_json = [](const StatsTable& t) {
-        nlohmann::json rows = nlohmann::json::array();
-        auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
-        for (const auto& r : t.rows)
-          rows.push_back({{"class", r.class_name}, {"baseline", num(r.baseline)}, {"train", num(r.train)},
-                          {"diff_tb", num(r.diff_tb)}, {"p_value_tb", num(r.p_value_tb)}, {"softmax", num(r.softmax)},
-                          {"diff_sb", num(r.diff_sb)}, {"p_value_sb", num(r.p_value_sb)}, {"diff_ts", num(r.diff_ts)}});
-        return nlohmann::json{{"protocol", t.protocol}, {"rows", rows}, {"significant_tb", t.significant_tb},
-                              {"significant_sb", t.significant_sb}};
-      };
-      nlohmann::json all = nlohmann::json::array();
-      for (const auto& t : tables) all.push_back(table_json(t));
-      // The first table (per-class protocol when run) also at the top level.
-      nlohmann::json summary = table_json(tables.front());
-      nlohmann::json classes = nlohmann::json::array();
-      for (const auto& r : tables.front().rows) classes.push_back(r.class_name);
-      summary["classes"] = classes;
-      summary["tables"] = all;
-      summary["resamples"] = opt->resamples;
-      summary["seed"] = opt->seed;
-      write_file_atomic(opt->dir + "/stats.json", summary.dump(2) + "\n");
-      if (!global_options().json) std::printf("%s", markdown.c_str());
-      return summary;
+      auto stats = write_selftrain_stats(opt->dir, opt->resamples, opt->seed);
+      if (!global_options().json) std::printf("%s", stats.markdown().c_str());
+      return stats.to_json();
     });
   });
 }
@@ -110,23 +89,9 @@ void add_assemble_command(CLI::App& app) {
       SelftrainOptions so;
       so.threads = global_options().threads;
       so.quiet = global_options().quiet;
-      if (opt->epochs.empty()) opt->epochs = {0};
-      nlohmann::json rows = nlohmann::json::array();
-      std::string table = "| epoch | base model | baseline arm | assembled |\n|---|---|---|---|\n";
-      for (int e : opt->epochs) {
-        auto r = assemble_run(opt->dir, e, so);
-        rows.push_back({{"epoch", r.epoch}, {"base", r.base_accuracy},
-                        {"baseline", r.baseline_arm_accuracy < 0 ? nlohmann::json(nullptr) : nlohmann::json(r.baseline_arm_accuracy)},
-                        {"assembled", r.assembled_accuracy}, {"claimed_by_none", r.claimed_by_none},
-                        {"claimed_by_several", r.claimed_by_several}});
-        table += "| " + std::to_string(r.epoch) + " | " + fixed(100 * r.base_accuracy, 2) + " | " +
-                 (r.baseline_arm_accuracy < 0 ? std::string("-") : fixed(100 * r.baseline_arm_accuracy, 2)) + " | " +
-                 fixed(100 * r.assembled_accuracy, 2) + " |\n";
-      }
-      write_file_atomic(opt->dir + "/assembly.md", table);
-      write_file_atomic(opt->dir + "/assembly.json", rows.dump(2) + "\n");
-      if (!global_options().json) std::printf("%s", table.c_str());
-      return nlohmann::json{{"rows", rows}};
+      auto results = write_assembly(opt->dir, opt->epochs, so);
+      if (!global_options().json) std::printf("%s", assembly_markdown(results).c_str());
+      return nlohmann::json{{"rows", assembly_json(results)}};
     });
   });
 }

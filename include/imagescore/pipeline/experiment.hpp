@@ -1,0 +1,53 @@
+// Self-training experiments (SPEC section 4, docs/selftrain.md): what an experiment file
+// or a preset says, with every key checked.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "imagescore/score/profile.hpp"
+#include "imagescore/score/score.hpp"
+#include "imagescore/train/selftrain_records.hpp"
+#include "imagescore/train/train.hpp"
+
+namespace imagescore {
+
+// A whole experiment; read from a JSON file or a preset (docs/selftrain.md lists the keys).
+struct Experiment {
+  std::string data = "fashion-mnist";
+  double training_fraction = 0.1;        // labelled share of each class (paper: 30,000 / 50,000)
+  std::uint64_t split_seed = 0;
+  std::size_t pool_limit = 0;            // > 0: use only this many additional images (seeded sample)
+  std::string model = "small-cnn";
+  int base_epochs = 5;
+  int retrain_epochs = 5;
+  int selection_interval = 1;            // redo the selection every this many epochs
+  TrainOptions train;                    // optimizer, lr, batch size, seed, augmentation
+  std::vector<Arm> arms = {{"baseline"}, {"softmax"}, {"imagescore"}};
+  std::vector<double> alpha;             // per class: share of its candidates added
+  std::vector<Protocol> protocols = {Protocol::PerClass, Protocol::Joint};
+  std::vector<int> classes;              // per-class protocol: these classes (empty: all)
+  ProfileOptions profile;
+  std::vector<std::string> taps;         // empty: all taps
+  ImageScoreOptions image_score;
+  int keep_checkpoints_every = 0;        // > 0: keep every k-th epoch's checkpoint (assembly)
+  std::size_t eval_batch_size = 256;
+
+  bool runs(Protocol protocol) const;
+  bool runs(const std::string& arm) const;
+  nlohmann::json to_json() const;
+};
+
+// Parses an experiment (unknown keys, wrong types and values out of range are errors
+// naming `where` and the key).
+Experiment parse_experiment(const nlohmann::json& json, const std::string& where);
+Experiment load_experiment(const std::string& path);
+// paper-cifar10-vgg16, paper-cifar10-resnet18, fashion-mnist-small
+Experiment preset_experiment(const std::string& name);
+const std::vector<std::string>& preset_names();
+
+}  // namespace imagescore
