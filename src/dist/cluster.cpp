@@ -3,7 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
+#include <filesystem>
+#include <memory>
 #include <vector>
 
 #include "imagescore/core/error.hpp"
@@ -113,24 +114,26 @@ void reduce_profiles(ProfileSet& set) {
 
 std::string part_path(const std::string& path, int rank) { return path + ".rank" + std::to_string(rank); }
 
-void join_score_parts(const std::string& path) {
-  write_file_atomic(path, [&](std::ostream& out) {
-    for (int r = 0; r < g_cluster.size; ++r) {
-      std::ifstream in(part_path(path, r), std::ios::binary);
-      if (!in) fail(part_path(path, r), "missing: rank " + std::to_string(r) + " wrote no scores");
-      std::string line;
-      bool header = true;
-      while (std::getline(in, line)) {
-        if (header && r > 0) {  // every part starts with the same header
-          header = false;
-          continue;
-        }
-        header = false;
-        out << line << '\n';
-      }
+void join_score_parts(const std::string& path, const std::function<void(const ScoreRow&)>& on_row) {
+  std::vector<std::string> parts;
+  for (int r = 0; r < g_cluster.size; ++r) parts.push_back(part_path(path, r));
+  std::unique_ptr<ScoreWriter> writer;
+  for (int r = 0; r < g_cluster.size; ++r) {
+    std::error_code ec;
+    if (!std::filesystem::exists(parts[std::size_t(r)], ec))
+      fail(parts[std::size_t(r)], "missing: rank " + std::to_string(r) + " wrote no scores");
+    ScoreReader reader(parts[std::size_t(r)]);
+    // Every part has the same columns; the joined rows are the parts' rows, written the
+    // same way (format_double reads back exactly), in rank order.
+    if (!writer) writer = std::make_unique<ScoreWriter>(path, reader.value_columns());
+    ScoreRow row;
+    while (reader.next(row)) {
+      writer->write(row);
+      on_row(row);
     }
-  });
-  for (int r = 0; r < g_cluster.size; ++r) std::remove(part_path(path, r).c_str());
+  }
+  writer->commit();
+  for (const auto& part : parts) std::remove(part.c_str());
 }
 
 }  // namespace imagescore::dist

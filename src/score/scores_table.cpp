@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include <unistd.h>
@@ -25,23 +27,29 @@ std::string join(const std::vector<std::string>& items, const char* separator) {
   return text;
 }
 
-// Reads RFC 4180 records one at a time, tracking the line each record starts on so that
-// errors can point at it (a quoted field may span lines).
+// Reads RFC 4180 records one at a time from a file, in a buffer of bounded size,
+// tracking the line each record starts on so that errors can point at it (a quoted field
+// may span lines). A record (one row) may be at most kMaxRecordBytes long.
 class CsvReader {
  public:
-  CsvReader(const std::string& path, const std::string& text) : path_(path), text_(text) {}
+  explicit CsvReader(const std::string& path) : path_(path), in_(path, std::ios::binary) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) fail(path, "is a folder, expected a file");
+    if (!in_) fail(path, std::string("cannot open: ") + std::strerror(errno));
+  }
 
-  // False at the end of the text. A final line break ends the last record, it does not
+  // False at the end of the file. A final line break ends the last record, it does not
   // start an empty one.
   bool next(std::vector<std::string>& fields, std::size_t& line) {
-    if (pos_ >= text_.size()) return false;
+    record_start_ = consumed_;
+    if (at_end()) return false;
     fields.clear();
     line = line_;
     for (;;) {
-      fields.push_back(text_[pos_] == '"' ? quoted_field(line) : plain_field());
-      if (pos_ >= text_.size()) return true;
-      char separator = text_[pos_++];
-      if (separator == '\r') ++pos_;  // plain_field/quoted_field only stop at "\r\n"
+      fields.push_back(peek() == '"' ? quoted_field(line) : plain_field());
+      if (at_end()) return true;
+      char separator = get();
+      if (separator == '\r') get();  // plain_field/quoted_field only stop at "\r\n"
       if (separator != ',') {
         ++line_;
         return true;
@@ -50,15 +58,35 @@ class CsvReader {
   }
 
  private:
-  bool at_line_end() const {
-    return text_[pos_] == '\n' || (text_[pos_] == '\r' && pos_ + 1 < text_.size() && text_[pos_ + 1] == '\n');
+  static constexpr std::size_t kMaxRecordBytes = std::size_t(1) << 24;
+
+  // Makes at least `n` characters available unless the file ends first.
+  bool available(std::size_t n) {
+    if (buffer_.size() - pos_ >= n) return true;
+    buffer_.erase(0, pos_);
+    pos_ = 0;
+    char chunk[1 << 16];
+    while (buffer_.size() < n && in_) {
+      in_.read(chunk, sizeof chunk);
+      buffer_.append(chunk, std::size_t(in_.gcount()));
+    }
+    if (in_.bad()) fail(path_, "read error");
+    return buffer_.size() >= n;
   }
+  bool at_end() { return !available(1); }
+  char peek() { return buffer_[pos_]; }
+  char get() {
+    if (++consumed_ - record_start_ > kMaxRecordBytes)
+      error(line_, "a row longer than " + std::to_string(kMaxRecordBytes) + " bytes");
+    return buffer_[pos_++];
+  }
+  bool at_line_end() { return peek() == '\n' || (peek() == '\r' && available(2) && buffer_[pos_ + 1] == '\n'); }
 
   std::string plain_field() {
     std::string field;
-    while (pos_ < text_.size() && text_[pos_] != ',' && !at_line_end()) {
-      if (text_[pos_] == '"') error(line_, "quote inside an unquoted field (quote the whole field)");
-      field += text_[pos_++];
+    while (!at_end() && peek() != ',' && !at_line_end()) {
+      if (peek() == '"') error(line_, "quote inside an unquoted field (quote the whole field)");
+      field += get();
     }
     return field;
   }
@@ -66,14 +94,14 @@ class CsvReader {
   // `line` is where the record starts: an unterminated quote is reported there.
   std::string quoted_field(std::size_t line) {
     std::string field;
-    ++pos_;  // opening quote
+    get();  // opening quote
     for (;;) {
-      if (pos_ >= text_.size()) error(line, "unterminated quoted field");
-      char c = text_[pos_++];
+      if (at_end()) error(line, "unterminated quoted field");
+      char c = get();
       if (c == '"') {
-        if (pos_ < text_.size() && text_[pos_] == '"') {
+        if (!at_end() && peek() == '"') {
           field += '"';
-          ++pos_;
+          get();
           continue;
         }
         break;
@@ -81,9 +109,7 @@ class CsvReader {
       if (c == '\n') ++line_;
       field += c;
     }
-    if (pos_ < text_.size() && text_[pos_] != ',' && !at_line_end()) {
-      error(line_, "unexpected text after a closing quote");
-    }
+    if (!at_end() && peek() != ',' && !at_line_end()) error(line_, "unexpected text after a closing quote");
     return field;
   }
 
@@ -91,10 +117,12 @@ class CsvReader {
     fail(path_ + ":" + std::to_string(line), what);
   }
 
-  const std::string& path_;
-  const std::string& text_;
+  const std::string path_;
+  std::ifstream in_;
+  std::string buffer_;
   std::size_t pos_ = 0;
   std::size_t line_ = 1;
+  std::uint64_t consumed_ = 0, record_start_ = 0;
 };
 
 bool parse_class(const std::string& text, int& value) { return parse_number(text, value) && value >= 0; }
@@ -221,27 +249,41 @@ std::vector<double> ScoreTable::values(const std::string& name) const {
   return result;
 }
 
-ScoreTable read_score_table(const std::string& path) {
-  std::string text = read_file(path);
-  CsvReader reader(path, text);
-  std::vector<std::string> header;
-  std::size_t line = 0;
-  if (!reader.next(header, line)) fail(path, "empty file, expected a header line");
-  check_header(path + ":" + std::to_string(line), header);
+struct ScoreReader::Impl {
+  std::string path;
+  CsvReader csv;
+  std::vector<std::string> header, fields;
+  explicit Impl(const std::string& p) : path(p), csv(p) {}
+};
 
+ScoreReader::ScoreReader(const std::string& path) : impl_(std::make_unique<Impl>(path)) {
+  std::size_t line = 0;
+  if (!impl_->csv.next(impl_->header, line)) fail(path, "empty file, expected a header line");
+  check_header(path + ":" + std::to_string(line), impl_->header);
+  value_columns_.assign(impl_->header.begin() + std::ptrdiff_t(kFixedColumns.size()), impl_->header.end());
+}
+
+ScoreReader::~ScoreReader() = default;
+
+bool ScoreReader::next(ScoreRow& row) {
+  std::size_t line = 0;
+  if (!impl_->csv.next(impl_->fields, line)) return false;
+  row = parse_row(impl_->path + ":" + std::to_string(line), impl_->fields, impl_->header);
+  return true;
+}
+
+ScoreTable read_score_table(const std::string& path) {
+  ScoreReader reader(path);
   ScoreTable table;
   table.path = path;
-  table.value_columns.assign(header.begin() + std::ptrdiff_t(kFixedColumns.size()), header.end());
-  std::vector<std::string> fields;
-  while (reader.next(fields, line)) {
-    table.rows.push_back(parse_row(path + ":" + std::to_string(line), fields, header));
-  }
+  table.value_columns = reader.value_columns();
+  ScoreRow row;
+  while (reader.next(row)) table.rows.push_back(std::move(row));
   return table;
 }
 
 std::vector<SelectionRow> read_selection(const std::string& path) {
-  const std::string text = read_file(path);
-  CsvReader reader(path, text);
+  CsvReader reader(path);
   std::vector<std::string> fields;
   std::size_t line = 0;
   if (!reader.next(fields, line)) fail(path, "empty file, expected a header line");

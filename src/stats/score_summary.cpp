@@ -1,6 +1,30 @@
 #include "imagescore/stats/score_summary.hpp"
 
+#include <nlohmann/json.hpp>
+
+#include <limits>
+
+#include "imagescore/core/json.hpp"
+
 namespace imagescore {
+
+double ScoreSummary::accuracy() const {
+  return labelled > 0 ? double(correct) / double(labelled) : std::numeric_limits<double>::quiet_NaN();
+}
+
+nlohmann::json ScoreSummary::to_json() const {
+  nlohmann::json j = {{"images", images}, {"labelled", labelled}};
+  if (labelled > 0) {
+    j["correct"] = correct;
+    j["accuracy"] = accuracy();
+  }
+  if (!auroc.empty()) {
+    nlohmann::json a = nlohmann::json::object();
+    for (const auto& [name, value] : auroc) a[name] = number_or_null(value);
+    j["auroc"] = a;
+  }
+  return j;
+}
 
 ScoreSummarizer::ScoreSummarizer(std::vector<std::string> columns)
     : columns_(std::move(columns)), auroc_(columns_.size()) {}

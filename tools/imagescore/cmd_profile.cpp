@@ -1,8 +1,8 @@
 // imagescore profile: build per-class (or global) profiles; `profile merge` joins shards.
 #include "common.hpp"
-#include "imagescore/dist/dist.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/models/model.hpp"
+#include "imagescore/pipeline/profile_and_score.hpp"
 #include "imagescore/score/profile.hpp"
 #include "imagescore/data/split.hpp"
 
@@ -93,26 +93,14 @@ void add_profile_command(CLI::App& app) {
       o.run.profile.norm = parse_norm(o.norm);
       o.run.profile.scale = parse_scale(o.scale);
       parse_shard(o.shard, o.run.shard_index, o.run.shard_count);
-      const auto& cluster = dist::cluster();
-      if (cluster.distributed()) {
-        // Under mpirun every rank builds one shard and rank 0 sums them exactly.
-        if (o.run.shard_count != 1) fail("--shard", "cannot be combined with mpirun (each rank is a shard)");
-        o.run.shard_index = std::size_t(cluster.rank) + 1;
-        o.run.shard_count = std::size_t(cluster.size);
-      }
       o.run.threads = global_options().threads;
       o.run.quiet = global_options().quiet;
       auto model = load_model(o.model, o.preprocess);
       auto source = open_selected_data(o.data, "training");
-      auto set = build_profiles(*model, *source, o.run);
-      if (cluster.distributed()) {
-        dist::reduce_profiles(set);
-        if (cluster.rank != 0) return nlohmann::json(nullptr);
-        finish_merge(set);
-      }
-      save_profiles(set, o.out);
-      report_exclusions(set);
-      return describe(set, o.out);
+      auto set = profile_to_file(*model, *source, o.run, o.out);
+      if (!set) return nlohmann::json(nullptr);  // another rank writes
+      report_exclusions(*set);
+      return describe(*set, o.out);
     });
   });
 }

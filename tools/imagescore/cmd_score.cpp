@@ -1,9 +1,8 @@
 // imagescore score: image score and baseline scores of every image, as CSV.
 #include "common.hpp"
-#include "imagescore/core/partition.hpp"
-#include "imagescore/dist/dist.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/models/model.hpp"
+#include "imagescore/pipeline/profile_and_score.hpp"
 #include "imagescore/score/score.hpp"
 #include "imagescore/stats/score_summary.hpp"
 #include "imagescore/data/split.hpp"
@@ -47,47 +46,18 @@ void add_score_command(CLI::App& app) {
       o.run.by = !o.by.empty() ? parse_profile_choice(o.by)
                                : (profiles.options.global ? ProfileChoice::Global : ProfileChoice::Predicted);
       auto source = open_selected_data(o.data, "additional");
-      // Under mpirun each rank scores a contiguous shard into its own part; rank 0 joins
-      // the parts in rank order, which is the single-process order.
-      const auto& cluster = dist::cluster();
-      if (cluster.distributed()) {
-        auto [first, last] = shard_range(source->size(), std::size_t(cluster.rank) + 1, std::size_t(cluster.size));
-        std::vector<std::size_t> part;
-        for (std::size_t i = first; i < last; ++i) part.push_back(i);
-        source = subset(std::move(source), std::move(part));
-      }
-      // One process summarises as it writes; distributed, rank 0 summarises the joined file.
-      ScoreSummarizer summarizer;
-      {
-        ScoreWriter writer(cluster.distributed() ? dist::part_path(o.out, cluster.rank) : o.out,
-                           score_value_columns(profiles, o.run.per_tap));
-        score_images(*model, profiles, *source, o.run, [&](const ScoreRow& row) {
-          writer.write(row);
-          if (!cluster.distributed()) summarizer.add(row);
-        });
-        writer.commit();
-      }
-      dist::barrier();
-      if (cluster.rank != 0) return nlohmann::json(nullptr);
-      // Rank 0 saw only its shard; the joined file is held in memory (docs/distributed.md).
-      if (cluster.distributed()) dist::join_score_parts(o.out);
-      auto summary = cluster.distributed() ? summarize_scores(read_score_table(o.out)) : summarizer.finish();
-      nlohmann::json auroc = nlohmann::json::object();
-      for (const auto& [name, value] : summary.auroc) auroc[name] = std::isnan(value) ? nlohmann::json(nullptr) : nlohmann::json(value);
+      auto scored = score_to_file(*model, profiles, *source, o.run, o.out);
+      if (!scored) return nlohmann::json(nullptr);  // rank 0 reports
+      const auto& summary = *scored;
       if (!global_options().json) {
         std::fprintf(stderr, "scored %zu images -> %s\n", summary.images, o.out.c_str());
         if (!summary.auroc.empty()) {
-          std::fprintf(stderr, "accuracy %.4f; AUROC of telling right from wrong predictions:\n",
-                       double(summary.correct) / double(summary.labelled));
+          std::fprintf(stderr, "accuracy %.4f; AUROC of telling right from wrong predictions:\n", summary.accuracy());
           for (const auto& [name, value] : summary.auroc) std::fprintf(stderr, "  %-12s %s\n", name.c_str(), fixed(value, 4).c_str());
         }
       }
-      nlohmann::json result = {{"out", o.out}, {"images", summary.images}, {"labelled", summary.labelled}};
-      if (summary.labelled > 0) {
-        result["correct"] = summary.correct;
-        result["accuracy"] = double(summary.correct) / double(summary.labelled);
-      }
-      if (!summary.auroc.empty()) result["auroc"] = auroc;
+      nlohmann::json result = summary.to_json();
+      result["out"] = o.out;
       return result;
     });
   });

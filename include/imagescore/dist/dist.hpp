@@ -5,10 +5,12 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <utility>
 
 #include "imagescore/score/profile.hpp"
+#include "imagescore/score/scores_table.hpp"
 
 namespace imagescore::dist {
 
@@ -33,8 +35,9 @@ void barrier();
 void reduce_profiles(ProfileSet& set);
 
 // Rank 0 joins the scores files each rank wrote to part_path(path, rank) into `path`, in
-// rank order and atomically, and removes the parts.
+// rank order and atomically, streaming the rows (each also to `on_row`), and removes the
+// parts.
 std::string part_path(const std::string& path, int rank);
-void join_score_parts(const std::string& path);
+void join_score_parts(const std::string& path, const std::function<void(const ScoreRow&)>& on_row);
 
 }  // namespace imagescore::dist

@@ -54,6 +54,20 @@ struct ScoreTable {
 };
 ScoreTable read_score_table(const std::string& path);
 
+// A scores file read row by row, in memory that does not grow with its length.
+class ScoreReader {
+ public:
+  explicit ScoreReader(const std::string& path);  // reads and checks the header
+  ~ScoreReader();
+  const std::vector<std::string>& value_columns() const { return value_columns_; }
+  bool next(ScoreRow& row);  // false at the end of the file
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::vector<std::string> value_columns_;
+};
+
 // A selection file (id,path,pseudo_label,score, written by write_selection) read back.
 struct SelectionRow {
   std::size_t id = 0;
@@ -62,6 +76,5 @@ struct SelectionRow {
   double score = 0;
 };
 std::vector<SelectionRow> read_selection(const std::string& path);
-
 
 }  // namespace imagescore

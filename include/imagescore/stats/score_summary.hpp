@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "imagescore/score/scores_table.hpp"
 #include "imagescore/stats/metrics.hpp"
 
@@ -17,6 +19,9 @@ struct ScoreSummary {
   std::size_t labelled = 0;
   std::size_t correct = 0;
   std::map<std::string, double> auroc;  // per score column, when labels are known
+  double accuracy() const;              // NaN without labels
+  // {images, labelled[, correct, accuracy][, auroc: {column: value or null}]}
+  nlohmann::json to_json() const;
 };
 
 // Counts, accuracy and (when every row has a label) the AUROC of each score column, from

@@ -1,0 +1,54 @@
+#include "imagescore/pipeline/profile_and_score.hpp"
+
+#include "imagescore/core/error.hpp"
+#include "imagescore/core/partition.hpp"
+#include "imagescore/dist/dist.hpp"
+
+namespace imagescore {
+
+std::optional<ProfileSet> profile_to_file(Model& model, const ImageSource& source, ProfileRunOptions options,
+                                          const std::string& out) {
+  const auto& cluster = dist::cluster();
+  if (cluster.distributed()) {
+    if (options.shard_count != 1) fail_option("shard", "cannot be combined with mpirun (each rank is a shard)");
+    options.shard_index = std::size_t(cluster.rank) + 1;
+    options.shard_count = std::size_t(cluster.size);
+  }
+  auto set = build_profiles(model, source, options);
+  if (cluster.distributed()) {
+    dist::reduce_profiles(set);
+    if (cluster.rank != 0) return std::nullopt;
+    finish_merge(set);
+  }
+  save_profiles(set, out);
+  return set;
+}
+
+std::optional<ScoreSummary> score_to_file(Model& model, const ProfileSet& profiles, const ImageSource& source,
+                                          ScoreRunOptions options, const std::string& out) {
+  const auto& cluster = dist::cluster();
+  const auto columns = score_value_columns(profiles, options.per_tap);
+  ScoreSummarizer summarizer;
+  {
+    // Distributed, each rank writes the shard it scores to its own part.
+    ScoreWriter writer(cluster.distributed() ? dist::part_path(out, cluster.rank) : out, columns);
+    std::unique_ptr<ImageSource> shard;
+    if (cluster.distributed()) {
+      auto [first, last] = shard_range(source.size(), std::size_t(cluster.rank) + 1, std::size_t(cluster.size));
+      std::vector<std::size_t> part;
+      for (std::size_t i = first; i < last; ++i) part.push_back(i);
+      shard = subset(source, std::move(part));
+    }
+    score_images(model, profiles, shard ? *shard : source, options, [&](const ScoreRow& row) {
+      writer.write(row);
+      if (!cluster.distributed()) summarizer.add(row);
+    });
+    writer.commit();
+  }
+  dist::barrier();
+  if (cluster.rank != 0) return std::nullopt;
+  if (cluster.distributed()) dist::join_score_parts(out, [&](const ScoreRow& row) { summarizer.add(row); });
+  return summarizer.finish();
+}
+
+}  // namespace imagescore
