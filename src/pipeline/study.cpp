@@ -46,116 +46,145 @@ nlohmann::json StudyResult::to_json() const {
           {"excluded_taps", exclusions}};
 }
 
-StudyResult run_study(const StudyOptions& o) {
-  if (o.out_dir.empty()) fail_option("out", "an output folder is required");
-  if (!(o.labelled_fraction > 0 && o.labelled_fraction < 1)) fail_option("labelled", "must be in (0, 1)");
-  if (!(o.select_fraction > 0 && o.select_fraction <= 1)) fail_option("select_fraction", "must be in (0, 1]");
-  make_directories(o.out_dir);
-  auto path = [&](const std::string& name) { return o.out_dir + "/" + name; };
+namespace {
+
+// The parts of the main job, in order; each writes its files into the output folder.
+struct Study {
+  const StudyOptions& o;
   StudyResult r;
+  std::unique_ptr<ImageSource> train_source, test_source, training, additional;
 
-  auto train_source = open_data(o.data, SplitName::Train);
-  auto test_source = open_data(o.data, SplitName::Test);
-  r.class_names = train_source->class_names();
-  const std::size_t k = r.class_names.size();
+  std::string path(const std::string& name) const { return o.out_dir + "/" + name; }
 
-  log_step(o, "split " + train_source->spec() + ": " + std::to_string(o.labelled_fraction) + " labelled, seed " + std::to_string(o.seed));
-  auto split = make_split(*train_source, o.labelled_fraction, o.seed);
-  save_split(split, path("split.json"));
-  auto training = subset(*train_source, split.training);
-  auto additional = subset(*train_source, split.additional);
-  r.training_images = training->size();
-  r.additional_images = additional->size();
+  void split() {
+    train_source = open_data(o.data, SplitName::Train);
+    test_source = open_data(o.data, SplitName::Test);
+    r.class_names = train_source->class_names();
+    log_step(o, "split " + train_source->spec() + ": " + std::to_string(o.labelled_fraction) + " labelled, seed " +
+                    std::to_string(o.seed));
+    auto split = make_split(*train_source, o.labelled_fraction, o.seed);
+    save_split(split, path("split.json"));
+    training = subset(*train_source, split.training);
+    additional = subset(*train_source, split.additional);
+    r.training_images = training->size();
+    r.additional_images = additional->size();
+  }
 
-  log_step(o, "train " + o.arch + " on the " + std::to_string(r.training_images) + " labelled images");
-  auto norm = compute_normalization(*training, o.threads);
-  auto model = create_model(o.arch, training->shape(), r.class_names, norm, o.train.seed);
-  train_model(*model, *training, o.train);
-  save_model(*model, path("model.safetensors"));
-  r.test_accuracy = evaluate(*model, *test_source, o.batch_size, o.threads, o.quiet).accuracy;
+  std::unique_ptr<TrainableModel> train_on_labelled() {
+    log_step(o, "train " + o.arch + " on the " + std::to_string(r.training_images) + " labelled images");
+    auto model = create_model(o.arch, training->shape(), r.class_names, compute_normalization(*training, o.threads),
+                              o.train.seed);
+    train_model(*model, *training, o.train);
+    save_model(*model, path("model.safetensors"));
+    r.test_accuracy = evaluate(*model, *test_source, o.batch_size, o.threads, o.quiet).accuracy;
+    return model;
+  }
 
-  log_step(o, "profiles from the labelled images");
-  ProfileRunOptions po;
-  po.profile = o.profile;
-  po.batch_size = o.batch_size;
-  po.threads = o.threads;
-  po.quiet = o.quiet;
-  auto profiles = build_profiles(*model, *training, po);
-  save_profiles(profiles, path("profiles.safetensors"));
-  r.exclusions = profiles.exclusions();
+  void profile_and_score(Model& model) {
+    log_step(o, "profiles from the labelled images");
+    ProfileRunOptions po;
+    po.profile = o.profile;
+    po.batch_size = o.batch_size;
+    po.threads = o.threads;
+    po.quiet = o.quiet;
+    auto profiles = build_profiles(model, *training, po);
+    save_profiles(profiles, path("profiles.safetensors"));
+    r.exclusions = profiles.exclusions();
 
-  log_step(o, "score the " + std::to_string(r.additional_images) + " additional images (labels used only to measure)");
-  ScoreRunOptions so;
-  so.image_score = o.image_score;
-  so.batch_size = o.batch_size;
-  so.threads = o.threads;
-  so.quiet = o.quiet;
-  {
+    log_step(o, "score the " + std::to_string(r.additional_images) +
+                    " additional images (labels used only to measure)");
+    ScoreRunOptions so;
+    so.image_score = o.image_score;
+    so.batch_size = o.batch_size;
+    so.threads = o.threads;
+    so.quiet = o.quiet;
     ScoreWriter writer(path("scores.csv"), score_value_columns(profiles, false));
-    score_images(*model, profiles, *additional, so, [&](const ScoreRow& row) { writer.write(row); });
+    score_images(model, profiles, *additional, so, [&](const ScoreRow& row) { writer.write(row); });
     writer.commit();
   }
 
   // Everything below works from the scores file, exactly as `select` would.
-  auto table = read_score_table(path("scores.csv"));
-  r.scores = score_columns();
-  std::vector<std::vector<std::size_t>> rows_of_class(k);
-  std::vector<bool> right_rows(table.rows.size());
-  std::size_t right = 0;
-  for (std::size_t i = 0; i < table.rows.size(); ++i) {
-    rows_of_class[std::size_t(table.rows[i].pred)].push_back(i);
-    right_rows[i] = table.rows[i].label == table.rows[i].pred;
-    right += right_rows[i];
-  }
-  r.additional_accuracy = double(right) / double(table.rows.size());
-  SelectOptions sel;
-  sel.rule = SelectOptions::Rule::Fraction;
-  sel.fraction = o.select_fraction;
-  for (const auto& column : r.scores) {
-    auto chosen = select_rows(table, column, sel, k);
-    write_selection(path("selection_" + column + ".csv"), table, column, chosen);
-    auto stats = selection_stats(table, chosen, k);
-    auto& precision = r.precision[column];
-    for (std::size_t c = 0; c < k; ++c) precision.push_back(stats.per_class[c].precision());
-    precision.push_back(stats.overall.precision());
-    if (r.candidates.empty()) {
-      for (const auto& s : stats.per_class) {
-        r.candidates.push_back(s.candidates);
-        r.selected.push_back(s.selected);
-      }
+  void compare_selections() {
+    const std::size_t k = r.class_names.size();
+    auto table = read_score_table(path("scores.csv"));
+    r.scores = score_columns();
+    std::vector<std::vector<std::size_t>> rows_of_class(k);
+    std::vector<bool> right_rows(table.rows.size());
+    std::size_t right = 0;
+    for (std::size_t i = 0; i < table.rows.size(); ++i) {
+      rows_of_class[std::size_t(table.rows[i].pred)].push_back(i);
+      right_rows[i] = table.rows[i].label == table.rows[i].pred;
+      right += right_rows[i];
     }
-    const auto values = table.values(column);
-    auto& au = r.auroc[column];
-    for (std::size_t c = 0; c < k; ++c) {
-      std::vector<double> v;
-      std::vector<bool> ok;
-      for (auto i : rows_of_class[c]) {
-        v.push_back(values[i]);
-        ok.push_back(right_rows[i]);
+    r.additional_accuracy = double(right) / double(table.rows.size());
+    SelectOptions sel;
+    sel.rule = SelectOptions::Rule::Fraction;
+    sel.fraction = o.select_fraction;
+    for (const auto& column : r.scores) {
+      auto chosen = select_rows(table, column, sel, k);
+      write_selection(path("selection_" + column + ".csv"), table, column, chosen);
+      auto stats = selection_stats(table, chosen, k);
+      auto& precision = r.precision[column];
+      for (std::size_t c = 0; c < k; ++c) precision.push_back(stats.per_class[c].precision());
+      precision.push_back(stats.overall.precision());
+      if (r.candidates.empty()) {
+        for (const auto& s : stats.per_class) {
+          r.candidates.push_back(s.candidates);
+          r.selected.push_back(s.selected);
+        }
       }
-      au.push_back(auroc(v, ok));
+      const auto values = table.values(column);
+      auto& au = r.auroc[column];
+      for (std::size_t c = 0; c < k; ++c) {
+        std::vector<double> v;
+        std::vector<bool> ok;
+        for (auto i : rows_of_class[c]) {
+          v.push_back(values[i]);
+          ok.push_back(right_rows[i]);
+        }
+        au.push_back(auroc(v, ok));
+      }
+      au.push_back(auroc(values, right_rows));
     }
-    au.push_back(auroc(values, right_rows));
   }
 
-  if (o.reference_epochs > 0) {
+  void train_reference() {
     log_step(o, "reference: " + o.arch + " trained on all " + std::to_string(train_source->size()) +
                     " labelled training images (an upper bound for self-training)");
     TrainOptions ro = o.train;
     ro.epochs = o.reference_epochs;
-    auto reference = create_model(o.arch, train_source->shape(), r.class_names, compute_normalization(*train_source, o.threads), o.train.seed);
+    auto reference = create_model(o.arch, train_source->shape(), r.class_names,
+                                  compute_normalization(*train_source, o.threads), o.train.seed);
     train_model(*reference, *train_source, ro);
     save_model(*reference, path("reference-model.safetensors"));
     r.reference_test_accuracy = evaluate(*reference, *test_source, o.batch_size, o.threads, o.quiet).accuracy;
   }
 
-  write_file_atomic(path("summary.json"), r.to_json().dump(2) + "\n");
-  log_step(o, "report: " + path("report.html"));
-  ReportOptions report;
-  report.run_dir = o.out_dir;
-  report.analysis.bootstrap.resamples = 200;  // a quick overview; `imagescore analyze` for more
-  write_report(report, path("report.html"));
-  return r;
+  void write_summary_and_report() {
+    write_file_atomic(path("summary.json"), r.to_json().dump(2) + "\n");
+    log_step(o, "report: " + path("report.html"));
+    ReportOptions report;
+    report.run_dir = o.out_dir;
+    report.analysis.bootstrap.resamples = 200;  // a quick overview; `imagescore analyze` for more
+    write_report(report, path("report.html"));
+  }
+};
+
+}  // namespace
+
+StudyResult run_study(const StudyOptions& o) {
+  if (o.out_dir.empty()) fail_option("out", "an output folder is required");
+  if (!(o.labelled_fraction > 0 && o.labelled_fraction < 1)) fail_option("labelled", "must be in (0, 1)");
+  if (!(o.select_fraction > 0 && o.select_fraction <= 1)) fail_option("select_fraction", "must be in (0, 1]");
+  make_directories(o.out_dir);
+  Study study{o, {}, {}, {}, {}, {}};
+  study.split();
+  auto model = study.train_on_labelled();
+  study.profile_and_score(*model);
+  study.compare_selections();
+  if (o.reference_epochs > 0) study.train_reference();
+  study.write_summary_and_report();
+  return study.r;
 }
 
 std::string format_study(const StudyResult& r) {

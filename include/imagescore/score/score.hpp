@@ -30,7 +30,9 @@ struct ImageScoreOptions {
 // Scores activations against one profile. Exposed for tests and custom pipelines.
 class ImageScorer {
  public:
+  // Keeps a reference to `set`, which must outlive the scorer (a temporary cannot bind).
   ImageScorer(const ProfileSet& set, ImageScoreOptions options);
+  ImageScorer(ProfileSet&&, ImageScoreOptions) = delete;
   // Score of one image against profile p; taps[l] points at the image's activation of
   // tap l (profile tap order). Per-tap terms (0 for excluded taps) go to `terms` if given.
   double score(std::size_t profile, const std::vector<const float*>& taps, std::vector<double>* terms) const;
