@@ -14,6 +14,7 @@
 #include "imagescore/core/random.hpp"
 #include "imagescore/data/data.hpp"
 #include "test_files.hpp"
+#include "test_sources.hpp"
 #include "test_util.hpp"
 
 namespace imagescore {
@@ -648,6 +649,43 @@ TEST(Loader, RethrowsWorkerErrorsAndStopsCleanly) {
   BatchLoader unused(source, identity(1), options);
   EXPECT_EQ(unused.num_batches(), 8u);
   EXPECT_EQ(unused.num_images(), 40u);
+}
+
+}  // namespace
+}  // namespace imagescore
+
+namespace imagescore {
+namespace {
+
+TEST(Normalization, ByName) {
+  auto none = parse_normalization("none", 2);
+  EXPECT_EQ(none.mean, (std::vector<float>{0.f, 0.f}));
+  EXPECT_EQ(none.std, (std::vector<float>{1.f, 1.f}));
+  auto imagenet = parse_normalization("imagenet", 3);
+  EXPECT_EQ(imagenet.mean, (std::vector<float>{0.485f, 0.456f, 0.406f}));
+  EXPECT_EQ(imagenet.std, (std::vector<float>{0.229f, 0.224f, 0.225f}));
+  auto given = parse_normalization("0.5,0.25/2,0.125", 2);
+  EXPECT_EQ(given.mean, (std::vector<float>{0.5f, 0.25f}));
+  EXPECT_EQ(given.std, (std::vector<float>{2.f, 0.125f}));
+  EXPECT_ERROR_CONTAINS(parse_normalization("imagenet", 1), "normalize: imagenet needs 3 input channels");
+  EXPECT_ERROR_CONTAINS(parse_normalization("z-score", 1), "normalize: expected auto, none, imagenet or MEANS/STDS, got 'z-score'");
+  EXPECT_ERROR_CONTAINS(parse_normalization("0.5/x", 1), "normalize: 'x' is not a number");
+  EXPECT_ERROR_CONTAINS(parse_normalization("0.5,0.5/1", 1), "normalize: expected 1 values per list");
+  EXPECT_ERROR_CONTAINS(parse_normalization("0.5/0", 1), "normalize: standard deviations must be > 0");
+  EXPECT_ERROR_CONTAINS(parse_normalization("0.5/", 1), "normalize: '' is not a number");
+  // "auto" is the images' own statistics.
+  testing::MemorySource source({1, 1, 2}, {"a"});
+  source.add({0, 255}, 0);
+  auto automatic = normalization_for("auto", source, 1);
+  EXPECT_FLOAT_EQ(automatic.mean[0], 0.5f);
+  EXPECT_FLOAT_EQ(automatic.std[0], 0.5f);
+  EXPECT_EQ(normalization_for("none", source, 1).std, (std::vector<float>{1.f}));
+}
+
+TEST(ImageShapes, ParsedAsCxHxW) {
+  EXPECT_EQ(parse_image_shape("3x224x200"), (ImageShape{3, 224, 200}));
+  for (const std::string bad : {"3x224", "3x224x", "0x2x2", "3x2x2x2", "ax2x2", "3x2x16385", ""})
+    EXPECT_ERROR_CONTAINS(parse_image_shape(bad), "input: expected CxHxW (for example 3x224x224), got '" + bad + "'");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Normalisation statistics, seeded permutations and the batch loader.
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
@@ -12,6 +13,7 @@
 #include "data_detail.hpp"
 #include "imagescore/core/random.hpp"
 #include "imagescore/core/error.hpp"
+#include "imagescore/core/text.hpp"
 #include "imagescore/core/progress.hpp"
 
 namespace imagescore {
@@ -95,6 +97,54 @@ Normalization compute_normalization(const ImageSource& source, int threads) {
     norm.std.push_back(variance > 0 ? float(std::sqrt(variance)) : 1.0f);
   }
   return norm;
+}
+
+Normalization parse_normalization(const std::string& text, int channels) {
+  const std::size_t c = std::size_t(channels);
+  if (text == "none") return {std::vector<float>(c, 0.f), std::vector<float>(c, 1.f)};
+  if (text == "imagenet") {
+    if (channels != 3) fail_option("normalize", "imagenet needs 3 input channels");
+    return {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
+  }
+  const auto slash = text.find('/');
+  if (slash == std::string::npos)
+    fail_option("normalize", "expected auto, none, imagenet or MEANS/STDS, got '" + text + "'");
+  auto parse_list = [&](const std::string& list) {
+    std::vector<float> values;
+    for (std::size_t start = 0;;) {
+      const std::size_t comma = std::min(list.find(',', start), list.size());
+      const std::string item = list.substr(start, comma - start);
+      float value = 0;
+      if (!parse_number(item, value) || !std::isfinite(value)) fail_option("normalize", "'" + item + "' is not a number");
+      values.push_back(value);
+      if (comma == list.size()) break;
+      start = comma + 1;
+    }
+    if (values.size() != c) fail_option("normalize", "expected " + std::to_string(c) + " values per list");
+    return values;
+  };
+  Normalization n{parse_list(text.substr(0, slash)), parse_list(text.substr(slash + 1))};
+  for (float s : n.std)
+    if (!(s > 0)) fail_option("normalize", "standard deviations must be > 0");
+  return n;
+}
+
+Normalization normalization_for(const std::string& text, const ImageSource& source, int threads) {
+  return text == "auto" ? compute_normalization(source, threads) : parse_normalization(text, source.shape().channels);
+}
+
+ImageShape parse_image_shape(const std::string& text) {
+  int sides[3] = {0, 0, 0};
+  const char* at = text.data();
+  const char* end = text.data() + text.size();
+  for (int k = 0; k < 3; ++k) {
+    auto [ptr, ec] = std::from_chars(at, end, sides[k]);
+    const bool last = k == 2;
+    if (ec != std::errc() || sides[k] < 1 || sides[k] > 16384 || (last ? ptr != end : ptr == end || *ptr != 'x'))
+      fail_option("input", "expected CxHxW (for example 3x224x224), got '" + text + "'");
+    at = ptr + 1;
+  }
+  return {sides[0], sides[1], sides[2]};
 }
 
 struct BatchLoader::Impl {

@@ -1,7 +1,6 @@
 // imagescore model info: what a checkpoint holds and which taps it exposes.
 // imagescore model init: a freshly initialised built-in model (a backbone to measure).
 #include <algorithm>
-#include <charconv>
 
 #include "common.hpp"
 #include "imagescore/core/error.hpp"
@@ -9,21 +8,6 @@
 
 namespace imagescore::cli {
 namespace {
-
-// "CxHxW", as `model info` prints the input.
-ImageShape parse_input_shape(const std::string& text) {
-  int sides[3] = {0, 0, 0};
-  const char* at = text.data();
-  const char* end = text.data() + text.size();
-  for (int k = 0; k < 3; ++k) {
-    auto [ptr, ec] = std::from_chars(at, end, sides[k]);
-    const bool last = k == 2;
-    if (ec != std::errc() || sides[k] < 1 || sides[k] > 16384 || (last ? ptr != end : ptr == end || *ptr != 'x'))
-      fail("--input", "expected CxHxW (for example 3x224x224), got '" + text + "'");
-    at = ptr + 1;
-  }
-  return {sides[0], sides[1], sides[2]};
-}
 
 void add_init_command(CLI::App& model) {
   struct Options {
@@ -37,22 +21,14 @@ void add_init_command(CLI::App& model) {
   init->add_option("--input", opt->input, "Input shape CxHxW, for example 3x224x224")->required();
   init->add_option("--classes", opt->classes, "Number of output classes")->default_val(2)->check(CLI::Range(1, 100000));
   init->add_option("--seed", opt->seed, "Initialisation seed")->default_val(0);
-  init->add_option("--normalize", opt->normalize, "imagenet (ImageNet means and deviations) or none")->default_val("imagenet");
+  init->add_option("--normalize", opt->normalize, "imagenet (ImageNet means and deviations), none, or MEANS/STDS")->default_val("imagenet");
   init->add_option("--out", opt->out, "Checkpoint to write")->required();
   add_global_options(*init);
   init->callback([opt] {
     run_command([&] {
       const auto& o = *opt;
-      const ImageShape input = parse_input_shape(o.input);
-      Normalization norm;
-      if (o.normalize == "imagenet") {
-        if (input.channels != 3) fail("--normalize", "imagenet needs 3 input channels");
-        norm = {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
-      } else if (o.normalize == "none") {
-        norm = {std::vector<float>(std::size_t(input.channels), 0.f), std::vector<float>(std::size_t(input.channels), 1.f)};
-      } else {
-        fail("--normalize", "expected imagenet or none, got '" + o.normalize + "'");
-      }
+      const ImageShape input = parse_image_shape(o.input);
+      const Normalization norm = parse_normalization(o.normalize, input.channels);
       std::vector<std::string> classes;
       for (int c = 0; c < o.classes; ++c) classes.push_back(std::to_string(c));
       auto created = create_model(o.arch, input, classes, norm, o.seed);

@@ -8,35 +8,6 @@
 #include "imagescore/train/train.hpp"
 
 namespace imagescore::cli {
-namespace {
-
-Normalization parse_normalization(const std::string& text, const ImageSource& source, int threads) {
-  if (text == "auto") return compute_normalization(source, threads);
-  const std::size_t c = std::size_t(source.shape().channels);
-  if (text == "none") return {std::vector<float>(c, 0.f), std::vector<float>(c, 1.f)};
-  // "m1,m2,m3/s1,s2,s3"
-  auto slash = text.find('/');
-  if (slash == std::string::npos) fail("--normalize", "expected auto, none or MEANS/STDS, got '" + text + "'");
-  auto parse_list = [&](const std::string& list) {
-    std::vector<float> values;
-    for (const auto& item : CLI::detail::split(list, ',')) {
-      try {
-        values.push_back(std::stof(item));
-      } catch (const std::exception&) {
-        fail("--normalize", "'" + item + "' is not a number");
-      }
-    }
-    if (values.size() != c) fail("--normalize", "expected " + std::to_string(c) + " values per list");
-    return values;
-  };
-  Normalization n{parse_list(text.substr(0, slash)), parse_list(text.substr(slash + 1))};
-  for (float s : n.std)
-    if (!(s > 0)) fail("--normalize", "standard deviations must be > 0");
-  return n;
-}
-
-}  // namespace
-
 void add_train_command(CLI::App& app) {
   struct Options {
     DataOptions data;
@@ -59,7 +30,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--weight-decay", opt->train.optimizer.weight_decay, "Weight decay")->default_val(0.0);
   cmd->add_option("--seed", opt->train.seed, "Random seed (initialisation, order, augmentation)")->default_val(0);
   cmd->add_flag("--augment", opt->augment, "Random crop (padding 4) and horizontal flip, as usual for CIFAR");
-  cmd->add_option("--normalize", opt->normalize, "auto (from the training images), none, or MEANS/STDS")->default_val("auto");
+  cmd->add_option("--normalize", opt->normalize, "auto (from the training images), none, imagenet, or MEANS/STDS")->default_val("auto");
   cmd->add_option("--out", opt->out, "Checkpoint file to write")->required();
   add_global_options(*cmd);
   add_device_option(*cmd);
@@ -71,7 +42,7 @@ void add_train_command(CLI::App& app) {
       if (o.augment) o.train.augmentation = {4, true};
       o.train.threads = global_options().threads;
       o.train.quiet = global_options().quiet;
-      auto norm = parse_normalization(o.normalize, *source, o.train.threads);
+      auto norm = normalization_for(o.normalize, *source, o.train.threads);
       auto model = create_model(o.arch, source->shape(), source->class_names(), norm, o.train.seed);
       train_model(*model, *source, o.train);
       save_model(*model, o.out);

@@ -101,6 +101,15 @@ struct Normalization {
 };
 // Mean and standard deviation per channel of x / 255 over every image of the source.
 Normalization compute_normalization(const ImageSource& source, int threads);
+// A normalisation by name for `channels` channels: "none" (mean 0, deviation 1),
+// "imagenet" (torchvision's means and deviations; 3 channels), or "M1,M2,.../S1,S2,..."
+// (one mean and one positive deviation per channel). OptionError "normalize" otherwise.
+Normalization parse_normalization(const std::string& text, int channels);
+// The same, and "auto": compute_normalization of `source`.
+Normalization normalization_for(const std::string& text, const ImageSource& source, int threads);
+
+// "CxHxW" (sides 1 to 16384), as `model info` prints an input. OptionError "input" otherwise.
+ImageShape parse_image_shape(const std::string& text);
 
 struct Augmentation {
   int crop_padding = 0;       // random crop after zero-padding by this many pixels
