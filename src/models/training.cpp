@@ -2,19 +2,14 @@
 // backward pass. The epochs, the data order and the records live in the train layer.
 #include <nlohmann/json.hpp>
 
-#include <cmath>
 
 #include "builtin_model.hpp"
 #include "device.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
-#include "imagescore/core/names.hpp"
-#include "imagescore/core/text.hpp"
 
 namespace imagescore {
 namespace {
-
-const EnumName<Optimizer> kOptimizerNames[] = {{Optimizer::Adam, "adam"}, {Optimizer::Sgd, "sgd"}};
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& net, const OptimizerOptions& o) {
   switch (o.kind) {
@@ -82,15 +77,6 @@ class BuiltinTrainingSession : public TrainingSession {
 };
 
 }  // namespace
-
-Optimizer parse_optimizer(const std::string& name) { return enum_from_name(kOptimizerNames, name, "optimizer"); }
-std::string to_string(Optimizer optimizer) { return enum_name(kOptimizerNames, optimizer); }
-
-void OptimizerOptions::validate() const {
-  if (!(learning_rate > 0) || !std::isfinite(learning_rate)) fail_option("lr", "must be > 0");
-  if (!(momentum >= 0) || !std::isfinite(momentum)) fail_option("momentum", "must be >= 0");
-  if (!(weight_decay >= 0) || !std::isfinite(weight_decay)) fail_option("weight_decay", "must be >= 0");
-}
 
 namespace detail {
 
