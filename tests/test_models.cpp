@@ -1,6 +1,8 @@
 // Built-in models: taps, forward, checkpoints, training.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
 
 #include "imagescore/models/model.hpp"
@@ -51,7 +53,66 @@ TEST(Models, ResNet18Taps) {
   expect_taps(*m, {{"conv1", {64, 32, 32}},   {"layer1.0", {64, 32, 32}}, {"layer1.1", {64, 32, 32}},
                    {"layer2.0", {128, 16, 16}}, {"layer2.1", {128, 16, 16}}, {"layer3.0", {256, 8, 8}},
                    {"layer3.1", {256, 8, 8}},   {"layer4.0", {512, 4, 4}},   {"layer4.1", {512, 4, 4}},
-                   {"output", {100}}});
+                   {"avgpool", {512}},          {"output", {100}}});
+  // The pooled features feed the classifier (feature scores read them) but are no layer
+  // output of the image score: not a default tap.
+  const auto defaults = m->default_taps();
+  EXPECT_EQ(defaults.size(), 10u);
+  EXPECT_EQ(std::count(defaults.begin(), defaults.end(), std::size_t(9)), 0);
+  const auto head = m->linear_head();
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->tap, 9u);
+  EXPECT_EQ(head->weight.size(), 100u * 512);
+  EXPECT_EQ(head->bias.size(), 100u);
+}
+
+// The linear head reproduces the logits from its tap.
+TEST(Models, LinearHeadGivesTheLogits) {
+  auto source = testing::separable_source(3, 4, {1, 8, 8}, 3);
+  auto m = create_model("small-cnn", source->shape(), source->class_names(), plain(1), 0);
+  const auto head = m->linear_head();
+  ASSERT_TRUE(head);
+  EXPECT_EQ(m->taps()[head->tap].name, "fc1");
+  BatchLoader loader(*source, m->meta().normalization, {});
+  Batch batch;
+  ASSERT_TRUE(loader.next(batch));
+  auto out = m->forward(batch, {head->tap});
+  const std::size_t d = 128, k = 3;
+  for (std::size_t i = 0; i < out.batch; ++i)
+    for (std::size_t c = 0; c < k; ++c) {
+      double z = head->bias[c];
+      for (std::size_t j = 0; j < d; ++j) z += double(head->weight[c * d + j]) * out.taps[0].row(i)[j];
+      EXPECT_NEAR(z, out.logits[i * k + c], 1e-4);
+    }
+}
+
+// Monte Carlo dropout: masks per image, so an image's logits do not depend on its batch;
+// other seeds give other logits; without dropout the model refuses.
+TEST(Models, DropoutLogitsDependOnTheImageNotTheBatch) {
+  auto source = testing::separable_source(3, 10, {1, 8, 8}, 3);
+  auto m = create_model("small-cnn", source->shape(), source->class_names(), plain(1), 0);
+  auto logits_of = [&](std::size_t batch_size, std::uint64_t seed) {
+    LoaderOptions lo;
+    lo.batch_size = batch_size;
+    BatchLoader loader(*source, m->meta().normalization, lo);
+    Batch batch;
+    std::vector<float> all;
+    while (loader.next(batch)) {
+      auto l = m->logits_with_dropout(batch, seed);
+      all.insert(all.end(), l.begin(), l.end());
+    }
+    return all;
+  };
+  const auto a = logits_of(7, 1), b = logits_of(30, 1), c = logits_of(30, 2);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  BatchLoader loader(*source, m->meta().normalization, {});
+  Batch batch;
+  ASSERT_TRUE(loader.next(batch));
+  EXPECT_NE(m->forward(batch, {}).logits, std::vector<float>(a.begin(), a.begin() + long(batch.size() * 3)));
+  auto resnet = create_model("resnet18", {1, 8, 8}, source->class_names(), plain(1), 0);
+  EXPECT_FALSE(resnet->has_dropout());
+  EXPECT_ERROR_CONTAINS(resnet->logits_with_dropout(batch, 1), "model resnet18: has no dropout layer to sample");
 }
 
 TEST(Models, ForwardGivesLogitsAndSoftmaxOutput) {

@@ -7,6 +7,7 @@
 
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
+#include "imagescore/core/random.hpp"
 #include "imagescore/core/runtime.hpp"
 #include "imagescore/models/device.hpp"
 #include "imagescore/core/safetensors.hpp"
@@ -117,6 +118,43 @@ BuiltinModel::BuiltinModel(ModelMeta meta, std::shared_ptr<ClassifierNet> net) :
   refresh_weights_hash();
 }
 
+std::vector<std::size_t> BuiltinModel::default_taps() const {
+  const auto pooled = net_->pooled_taps();
+  std::vector<std::size_t> ids;
+  for (std::size_t i = 0; i < taps_.size(); ++i)
+    if (std::find(pooled.begin(), pooled.end(), i) == pooled.end()) ids.push_back(i);
+  return ids;
+}
+
+std::optional<LinearHead> BuiltinModel::linear_head() const {
+  auto& head = net_->head();
+  auto weight = head->weight.detach().contiguous().cpu();
+  auto bias = head->bias.detach().contiguous().cpu();
+  LinearHead h;
+  h.tap = net_->head_tap();
+  h.weight.assign(weight.data_ptr<float>(), weight.data_ptr<float>() + weight.numel());
+  h.bias.assign(bias.data_ptr<float>(), bias.data_ptr<float>() + bias.numel());
+  return h;
+}
+
+std::vector<float> BuiltinModel::logits_with_dropout(const Batch& batch, std::uint64_t seed) {
+  if (!net_->has_dropout()) return Model::logits_with_dropout(batch, seed);
+  torch::NoGradGuard no_grad;
+  net_->eval();
+  std::vector<std::uint64_t> seeds(batch.size());
+  for (std::size_t i = 0; i < seeds.size(); ++i) seeds[i] = mix_seed(seed, batch.indices[i]);
+  return forward_in_chunks(batch, device_, taps_, {}, [&](const torch::Tensor& chunk, int64_t first) {
+           std::vector<std::uint64_t> rows(std::size_t(chunk.size(0)), 0);  // padding rows: any masks
+           for (std::size_t r = 0; r < rows.size() && std::size_t(first) + r < seeds.size(); ++r)
+             rows[r] = seeds[std::size_t(first) + r];
+           const RowDropout dropout(std::move(rows));
+           ChunkOutput out;
+           out.logits = net_->forward(chunk, nullptr, &dropout);
+           return out;
+         })
+      .logits;
+}
+
 void BuiltinModel::refresh_weights_hash() { meta_.weights_hash = weights_hash(*net_); }
 
 std::unique_ptr<TrainingSession> BuiltinModel::start_training(const OptimizerOptions& options) {
@@ -142,7 +180,7 @@ ForwardOutput BuiltinModel::forward(const Batch& batch, const std::vector<std::s
     if (id >= taps_.size()) fail("model " + meta_.arch, "tap index out of range");
     if (id < hidden) wanted[id] = true;
   }
-  return forward_in_chunks(batch, device_, taps_, tap_ids, [&](const torch::Tensor& chunk) {
+  return forward_in_chunks(batch, device_, taps_, tap_ids, [&](const torch::Tensor& chunk, int64_t) {
     TapRecorder recorder(wanted);
     ChunkOutput out;
     out.logits = net_->forward(chunk, &recorder);
@@ -159,7 +197,7 @@ void BuiltinModel::to_device(const std::string& device) {
 
 ForwardOutput forward_in_chunks(const Batch& batch, const torch::Device& device, const std::vector<TapInfo>& taps,
                                 const std::vector<std::size_t>& tap_ids,
-                                const std::function<ChunkOutput(const torch::Tensor&)>& run_chunk) {
+                                const std::function<ChunkOutput(const torch::Tensor&, int64_t)>& run_chunk) {
   const auto rows = int64_t(batch.size());
   const int64_t chunk_size = eval_chunk(device);
   auto input = to_device(batch_tensor(batch), device);
@@ -176,7 +214,7 @@ ForwardOutput forward_in_chunks(const Batch& batch, const torch::Device& device,
     if (chunk.size(0) < chunk_size)
       chunk = torch::cat({chunk, torch::zeros({chunk_size - chunk.size(0), input.size(1), input.size(2), input.size(3)},
                                               input.options())});
-    auto out = run_chunk(chunk);
+    auto out = run_chunk(chunk, start);
     logit_chunks.push_back(out.logits);
     for (auto& [id, value] : out.taps) keep->taps[id].push_back(to_host_async(value.to(torch::kFloat32)));
   }
@@ -281,6 +319,10 @@ std::unique_ptr<TrainableModel> load_trainable_model(const std::string& path) {
     fail(path, "weights hash mismatch (file corrupted)");
   model->to_device(current_device());
   return model;
+}
+
+std::vector<float> Model::logits_with_dropout(const Batch&, std::uint64_t) {
+  fail("model " + meta().arch, "has no dropout layer to sample (Monte Carlo dropout needs one: small-cnn and vgg16 have)");
 }
 
 void Model::to_device(const std::string& device) {

@@ -16,6 +16,10 @@ class BuiltinModel : public TrainableModel {
   ForwardOutput forward(const Batch& batch, const std::vector<std::size_t>& tap_ids) override;
   std::string device() const override { return device_.str(); }
   void to_device(const std::string& device) override;
+  std::vector<std::size_t> default_taps() const override;
+  std::optional<LinearHead> linear_head() const override;
+  bool has_dropout() const override { return net_->has_dropout(); }
+  std::vector<float> logits_with_dropout(const Batch& batch, std::uint64_t seed) override;
   std::unique_ptr<TrainingSession> start_training(const OptimizerOptions& options) override;
   void record_training(const std::string& data_spec, const std::string& training_json) override;
   void save(const std::string& path) const override;
@@ -51,9 +55,10 @@ struct ChunkOutput {
 // equal chunks an image's activations are bitwise identical whatever the batch size, its
 // position and the thread count (tests check it). The `output` tap is the softmax of
 // each row computed in double, for the same reason.
+// run_chunk(chunk, first) evaluates the chunk whose row 0 is image `first` of the batch.
 ForwardOutput forward_in_chunks(const Batch& batch, const torch::Device& device, const std::vector<TapInfo>& taps,
                                 const std::vector<std::size_t>& tap_ids,
-                                const std::function<ChunkOutput(const torch::Tensor&)>& run_chunk);
+                                const std::function<ChunkOutput(const torch::Tensor&, int64_t)>& run_chunk);
 
 // Calls f(name, tensor) for every parameter and buffer, in registration order.
 void for_each_state_tensor(torch::nn::Module& module, const std::function<void(const std::string&, torch::Tensor&)>& f);

@@ -1,6 +1,7 @@
 #include "nets.hpp"
 
 #include "imagescore/core/error.hpp"
+#include "imagescore/core/random.hpp"
 
 namespace imagescore::detail {
 namespace nn = torch::nn;
@@ -17,6 +18,11 @@ torch::Tensor linear(nn::Linear& layer, const torch::Tensor& x) {
   return torch::bmm(x.unsqueeze(1), weight).squeeze(1) + layer->bias;
 }
 
+// Dropout: per-image masks when `rows` is given, the layer's own behaviour otherwise.
+torch::Tensor drop(nn::Dropout& layer, const torch::Tensor& x, const RowDropout* rows, int site) {
+  return rows ? rows->apply(x, layer->options.p(), site) : layer->forward(x);
+}
+
 // Small CNN for small inputs such as 28x28: two conv blocks and one hidden linear layer.
 class SmallCnn : public ClassifierNet {
  public:
@@ -29,16 +35,19 @@ class SmallCnn : public ClassifierNet {
     dropout_ = register_module("dropout", nn::Dropout(0.25));
     fc2_ = register_module("fc2", nn::Linear(128, classes));
   }
-  torch::Tensor forward(torch::Tensor x, TapRecorder* taps) override {
+  torch::Tensor forward(torch::Tensor x, TapRecorder* taps, const RowDropout* rows) override {
     x = torch::max_pool2d(torch::relu(conv1_->forward(x)), 2);
     if (taps) taps->record(0, x);
     x = torch::max_pool2d(torch::relu(conv2_->forward(x)), 2);
     if (taps) taps->record(1, x);
     x = torch::relu(linear(fc1_, x.flatten(1)));
     if (taps) taps->record(2, x);
-    return linear(fc2_, dropout_->forward(x));
+    return linear(fc2_, drop(dropout_, x, rows, 0));
   }
   std::vector<std::string> tap_names() const override { return {"conv1", "conv2", "fc1"}; }
+  nn::Linear& head() override { return fc2_; }
+  std::size_t head_tap() const override { return 2; }
+  bool has_dropout() const override { return true; }
 
  private:
   nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
@@ -73,20 +82,23 @@ class Vgg16 : public ClassifierNet {
     names_.push_back("fc1");
     names_.push_back("fc2");
   }
-  torch::Tensor forward(torch::Tensor x, TapRecorder* taps) override {
+  torch::Tensor forward(torch::Tensor x, TapRecorder* taps, const RowDropout* rows) override {
     std::size_t tap = 0;
     for (auto& layer : layers_) {
       x = layer->forward(x);
       if (taps) taps->record(tap, x);
       ++tap;
     }
-    x = torch::relu(linear(fc1_, dropout_->forward(x.flatten(1))));
+    x = torch::relu(linear(fc1_, drop(dropout_, x.flatten(1), rows, 0)));
     if (taps) taps->record(tap, x);
-    x = torch::relu(linear(fc2_, dropout_->forward(x)));
+    x = torch::relu(linear(fc2_, drop(dropout_, x, rows, 1)));
     if (taps) taps->record(tap + 1, x);
     return linear(fc3_, x);
   }
   std::vector<std::string> tap_names() const override { return names_; }
+  nn::Linear& head() override { return fc3_; }
+  std::size_t head_tap() const override { return names_.size() - 1; }
+  bool has_dropout() const override { return true; }
 
  private:
   std::vector<nn::Sequential> layers_;
@@ -140,8 +152,9 @@ class ResNet18 : public ClassifierNet {
       layers_.push_back(register_module("layer" + std::to_string(l + 1), layer));
     }
     fc_ = register_module("fc", nn::Linear(channels, classes));
+    names_.push_back("avgpool");
   }
-  torch::Tensor forward(torch::Tensor x, TapRecorder* taps) override {
+  torch::Tensor forward(torch::Tensor x, TapRecorder* taps, const RowDropout*) override {
     x = torch::relu(bn1_->forward(conv1_->forward(x)));
     if (taps) taps->record(0, x);
     std::size_t tap = 1;
@@ -152,9 +165,16 @@ class ResNet18 : public ClassifierNet {
         ++tap;
       }
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+    if (taps) taps->record(tap, x);
     return linear(fc_, x);
   }
   std::vector<std::string> tap_names() const override { return names_; }
+  // The pooled features the classifier reads: a tap for feature scores, not a layer
+  // output of the image score.
+  std::vector<std::size_t> pooled_taps() const override { return {names_.size() - 1}; }
+  nn::Linear& head() override { return fc_; }
+  std::size_t head_tap() const override { return names_.size() - 1; }
+  bool has_dropout() const override { return false; }
 
  private:
   nn::Conv2d conv1_{nullptr};
@@ -165,6 +185,19 @@ class ResNet18 : public ClassifierNet {
 };
 
 }  // namespace
+
+torch::Tensor RowDropout::apply(const torch::Tensor& x, double p, int site) const {
+  const auto rows = x.size(0), features = x.size(1);
+  if (std::size_t(rows) > seeds_.size()) fail("dropout", "more rows than seeds");
+  auto mask = torch::empty({rows, features}, torch::kFloat32);
+  const float keep = float(1.0 / (1.0 - p));
+  float* m = mask.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    SplitMix64 rng(mix_seed(seeds_[std::size_t(r)], std::uint64_t(site)));
+    for (int64_t f = 0; f < features; ++f) *m++ = rng.uniform() < p ? 0.f : keep;
+  }
+  return x * mask.to(x.device());
+}
 
 std::shared_ptr<ClassifierNet> make_net(const std::string& arch, const ImageShape& input, int num_classes) {
   if (num_classes < 2) fail(arch, "a classifier needs at least 2 classes, got " + std::to_string(num_classes));

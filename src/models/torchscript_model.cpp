@@ -227,7 +227,7 @@ class TorchScriptModel : public Model {
       if (id >= taps_.size()) fail(path_, "tap index out of range");
       if (id < hidden) wanted.push_back(id);
     }
-    return forward_in_chunks(batch, device_, taps_, tap_ids, [&](const torch::Tensor& chunk) {
+    return forward_in_chunks(batch, device_, taps_, tap_ids, [&](const torch::Tensor& chunk, int64_t) {
       ChunkOutput out;
       if (features_convention_) {
         auto result = module_.forward({chunk}).toTuple();

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,14 @@ struct TapView {
   }
 };
 
+// The classifier's last layer when it is linear: logits = weight * tap + bias, with the
+// weight row-major (classes x the tap's neurons).
+struct LinearHead {
+  std::size_t tap = 0;  // position in taps()
+  std::vector<float> weight;
+  std::vector<float> bias;
+};
+
 struct ForwardOutput {
   std::size_t batch = 0;
   std::size_t num_classes = 0;
@@ -79,6 +88,15 @@ class Model {
   // Runs the model in evaluation mode (no gradients) on a normalised batch. Returns the
   // logits and the activations of the taps at the given positions in taps().
   virtual ForwardOutput forward(const Batch& batch, const std::vector<std::size_t>& tap_ids) = 0;
+  // The classifier's last layer, when the model knows it (built-in models do; TorchScript
+  // models do not). Feature scores read its tap by default; NAC needs its weights.
+  virtual std::optional<LinearHead> linear_head() const { return std::nullopt; }
+  // Whether the model has dropout layers that logits_with_dropout can sample.
+  virtual bool has_dropout() const { return false; }
+  // The logits (batch x classes) with dropout active, for Monte Carlo dropout. Each
+  // image's masks are drawn from (seed, its position in the source, batch.indices), so
+  // they do not depend on the batch it is in. Fails for a model without dropout.
+  virtual std::vector<float> logits_with_dropout(const Batch& batch, std::uint64_t seed);
 };
 
 // ---- training ------------------------------------------------------------------------
