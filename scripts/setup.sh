@@ -11,6 +11,7 @@ packages=(
   libopenblas0-openmp     # LibTorch's BLAS: the reference BLAS is several times slower
   libcli11-dev nlohmann-json3-dev
   libpng-dev libturbojpeg0-dev zlib1g-dev
+  libfaiss-dev            # nearest neighbours of the kNN and trust scores
   libpugixml-dev libstb-dev  # detection mode: VOC XML, resizing images to the backbone's input
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist   # the default data set

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "imagescore/core/error.hpp"
@@ -20,6 +21,15 @@ std::pair<std::size_t, std::size_t> shard_range(std::size_t n, std::size_t index
   // 128-bit products: index * n can exceed 64 bits for a huge count.
   __extension__ typedef unsigned __int128 u128;
   return {std::size_t(u128(index - 1) * n / count), std::size_t(u128(index) * n / count)};
+}
+
+double quantile(std::vector<double> values, double p) {
+  if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
+  std::sort(values.begin(), values.end());
+  const double position = p * double(values.size() - 1);
+  const auto below = std::size_t(std::floor(position));
+  const std::size_t above = std::min(below + 1, values.size() - 1);
+  return values[below] + (position - double(below)) * (values[above] - values[below]);
 }
 
 }  // namespace imagescore

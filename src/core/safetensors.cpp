@@ -192,7 +192,7 @@ bool SafetensorsFile::has(const std::string& name) const {
   return std::any_of(tensors.begin(), tensors.end(), [&](const StoredTensor& t) { return t.name == name; });
 }
 
-void write_safetensors(const std::string& path, const SafetensorsFile& file) {
+std::string encode_safetensors(const SafetensorsFile& file, const std::string& path) {
   if (file.metadata.count(kChecksumKey)) fail(path, std::string("metadata key '") + kChecksumKey + "' is reserved");
   json header = json::object();
   std::string data;
@@ -219,14 +219,17 @@ void write_safetensors(const std::string& path, const SafetensorsFile& file) {
   header_text.append((8 - header_text.size() % 8) % 8, ' ');
   std::string length(8, '\0');
   for (int i = 0; i < 8; ++i) length[std::size_t(i)] = char((std::uint64_t(header_text.size()) >> (8 * i)) & 0xff);
-  write_file_atomic(path, [&](std::ostream& out) {
-    out << length << header_text;
-    out.write(data.data(), std::streamsize(data.size()));
-  });
+  return length + header_text + data;
 }
 
-SafetensorsFile read_safetensors(const std::string& path) {
-  std::string raw = read_file(path);
+void write_safetensors(const std::string& path, const SafetensorsFile& file) {
+  const std::string bytes = encode_safetensors(file, path);
+  write_file_atomic(path, [&](std::ostream& out) { out.write(bytes.data(), std::streamsize(bytes.size())); });
+}
+
+SafetensorsFile read_safetensors(const std::string& path) { return decode_safetensors(read_file(path), path); }
+
+SafetensorsFile decode_safetensors(const std::string& raw, const std::string& path) {
   if (raw.size() < 8) {
     fail(path, "too short for a safetensors file (" + std::to_string(raw.size()) + " bytes, need at least 8)");
   }

@@ -19,6 +19,25 @@
 namespace imagescore {
 namespace {
 
+// Crops (a window of the image padded with 0 after normalisation, i.e. the channel mean
+// before it) and mirrors the crop, normalising each pixel with `normalise(channel, v)`.
+template <typename Pixel, typename Normalise>
+void crop_and_flip(const Pixel* chw, float* out, const ImageShape& shape, const AugmentationDraw& draw,
+                   const Normalise& normalise) {
+  const int height = shape.height, width = shape.width;
+  for (int c = 0; c < shape.channels; ++c) {
+    const Pixel* plane = chw + std::size_t(c) * height * width;
+    for (int y = 0; y < height; ++y) {
+      const int source_y = y + draw.shift_y;
+      for (int x = 0; x < width; ++x) {
+        const int source_x = (draw.flip ? width - 1 - x : x) + draw.shift_x;
+        const bool inside = source_y >= 0 && source_y < height && source_x >= 0 && source_x < width;
+        *out++ = inside ? normalise(c, plane[source_y * width + source_x]) : 0.0f;
+      }
+    }
+  }
+}
+
 int resolve_threads(int threads) {
   if (threads > 0) return threads;
   return int(std::max(1u, std::thread::hardware_concurrency()));
@@ -56,6 +75,22 @@ void parallel_for(std::size_t count, int threads, const Task& task) {
 }
 
 }  // namespace
+
+AugmentationDraw draw_augmentation(const Augmentation& augmentation, std::uint64_t seed) {
+  AugmentationDraw draw;
+  SplitMix64 rng(seed);
+  const int pad = augmentation.crop_padding;
+  if (pad > 0) {
+    draw.shift_y = int(rng.below(2 * std::uint64_t(pad) + 1)) - pad;
+    draw.shift_x = int(rng.below(2 * std::uint64_t(pad) + 1)) - pad;
+  }
+  draw.flip = augmentation.horizontal_flip && (rng.next() >> 63) != 0;
+  return draw;
+}
+
+void apply_augmentation(const float* image, float* out, const ImageShape& shape, const AugmentationDraw& draw) {
+  crop_and_flip(image, out, shape, draw, [](int, float v) { return v; });
+}
 
 Normalization compute_normalization(const ImageSource& source, int threads) {
   const ImageShape shape = source.shape();
@@ -279,33 +314,11 @@ struct BatchLoader::Impl {
   void produce(Batch& batch, std::size_t position, std::vector<std::uint8_t>& image) const {
     const std::size_t index = batch.indices[position];
     source.read(index, image.data());
-    const int pad = options.augmentation.crop_padding;
-    int shift_y = 0, shift_x = 0;
-    bool flip = false;
-    if (options.augmentation.any()) {
-      SplitMix64 rng(mix_seed(mix_seed(options.seed, options.epoch), index));
-      if (pad > 0) {
-        shift_y = int(rng.below(2 * std::uint64_t(pad) + 1)) - pad;
-        shift_x = int(rng.below(2 * std::uint64_t(pad) + 1)) - pad;
-      }
-      flip = options.augmentation.horizontal_flip && (rng.next() >> 63) != 0;
-    }
-    const int height = shape.height, width = shape.width;
-    float* out = batch.pixels.data() + position * shape.pixels();
-    for (int c = 0; c < shape.channels; ++c) {
-      const std::uint8_t* plane = image.data() + std::size_t(c) * height * width;
-      const std::vector<float>& values = lookup[c];
-      for (int y = 0; y < height; ++y) {
-        const int source_y = y + shift_y;
-        for (int x = 0; x < width; ++x) {
-          // Crop (a window of the zero-padded image), then mirror the crop.
-          const int source_x = (flip ? width - 1 - x : x) + shift_x;
-          const bool inside = source_y >= 0 && source_y < height && source_x >= 0 && source_x < width;
-          // Padding is zero after normalisation, i.e. the channel mean before it.
-          *out++ = inside ? values[plane[source_y * width + source_x]] : 0.0f;
-        }
-      }
-    }
+    AugmentationDraw draw;
+    if (options.augmentation.any())
+      draw = draw_augmentation(options.augmentation, mix_seed(mix_seed(options.seed, options.epoch), index));
+    crop_and_flip(image.data(), batch.pixels.data() + position * shape.pixels(), shape, draw,
+                  [&](int channel, std::uint8_t v) { return lookup[std::size_t(channel)][v]; });
   }
 
   bool next(Batch& batch) {

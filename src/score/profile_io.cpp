@@ -35,6 +35,14 @@ StoredTensor make_tensor(const std::string& name, DType dtype, std::vector<std::
 }  // namespace
 
 void save_profiles(const ProfileSet& set, const std::string& path) {
+  SafetensorsFile file;
+  add_profiles(set, file);
+  write_safetensors(path, file);
+}
+
+ProfileSet load_profiles(const std::string& path) { return profiles_from(read_safetensors(path)); }
+
+void add_profiles(const ProfileSet& set, SafetensorsFile& file) {
   nlohmann::json meta = {
       {"format", "imagescore-profile"},
       {"version", 1},
@@ -46,7 +54,6 @@ void save_profiles(const ProfileSet& set, const std::string& path) {
       {"shard", {set.shard_index, set.shard_count}},
       {"fixed_point_bits", kFixedPointBits},
       {"profiles", nlohmann::json::array()}};
-  SafetensorsFile file;
   for (std::size_t p = 0; p < set.profiles.size(); ++p) {
     const auto& prof = set.profiles[p];
     nlohmann::json taps = nlohmann::json::array();
@@ -67,11 +74,12 @@ void save_profiles(const ProfileSet& set, const std::string& path) {
     meta["profiles"].push_back({{"name", prof.name}, {"count", prof.count}, {"taps", taps}});
   }
   file.metadata[kMetaKey] = meta.dump();
-  write_safetensors(path, file);
 }
 
-ProfileSet load_profiles(const std::string& path) {
-  auto file = read_safetensors(path);
+bool has_profiles(const SafetensorsFile& file) { return file.metadata.count(kMetaKey) > 0; }
+
+ProfileSet profiles_from(const SafetensorsFile& file) {
+  const std::string& path = file.path;
   auto it = file.metadata.find(kMetaKey);
   if (it == file.metadata.end()) fail(path, "not an imagescore profile file");
   ProfileSet set;

@@ -99,15 +99,6 @@ std::vector<ScoreBin> bin_scores(const std::vector<double>& edges, const std::ve
   return bins;
 }
 
-double quantile(std::vector<double> values, double p) {
-  if (values.empty()) return kNaN;
-  std::sort(values.begin(), values.end());
-  const double position = p * double(values.size() - 1);
-  const auto below = std::size_t(std::floor(position));
-  const std::size_t above = std::min(below + 1, values.size() - 1);
-  return values[below] + (position - double(below)) * (values[above] - values[below]);
-}
-
 const std::vector<std::string>& detection_metric_names() {
   static const std::vector<std::string> names = {"auroc", "aupr_errors", "aurc", "excess_aurc", "fpr_at_95_tpr",
                                                  "precision_top10", "precision_top30", "precision_top50"};

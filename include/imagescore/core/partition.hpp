@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <utility>
+#include <vector>
 
 namespace imagescore {
 
@@ -15,5 +16,9 @@ std::size_t count_for_fraction(double fraction, std::size_t n);
 // disjoint, covering [0, n), sizes differing by at most one. Fails unless
 // 1 <= index <= count.
 std::pair<std::size_t, std::size_t> shard_range(std::size_t n, std::size_t index, std::size_t count);
+
+// The p-quantile (0 <= p <= 1) of unsorted values with linear interpolation between order
+// statistics (type 7); NaN for no values.
+double quantile(std::vector<double> values, double p);
 
 }  // namespace imagescore

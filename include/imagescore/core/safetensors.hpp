@@ -42,4 +42,8 @@ void write_safetensors(const std::string& path, const SafetensorsFile& file);
 // non-overlapping, covering the data section), and the checksum. Errors name the file.
 SafetensorsFile read_safetensors(const std::string& path);
 
+// The same in memory (sending files between processes): `path` names them in errors.
+std::string encode_safetensors(const SafetensorsFile& file, const std::string& path);
+SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& path);
+
 }  // namespace imagescore

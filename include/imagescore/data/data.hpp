@@ -117,6 +117,17 @@ struct Augmentation {
   bool any() const { return crop_padding > 0 || horizontal_flip; }
 };
 
+// The crop and flip of one image under an augmentation.
+struct AugmentationDraw {
+  int shift_y = 0, shift_x = 0;  // the crop's offset in the zero-padded image
+  bool flip = false;
+};
+// Draws them from `seed` (the loader seeds each image by seed, epoch and its position).
+AugmentationDraw draw_augmentation(const Augmentation& augmentation, std::uint64_t seed);
+// Crops (from the image padded with 0, the channel mean after normalisation) and flips a
+// normalised CHW image into `out` (test-time augmentation; the loader does the same).
+void apply_augmentation(const float* image, float* out, const ImageShape& shape, const AugmentationDraw& draw);
+
 // One batch of normalised images (NCHW float) with their labels and source indices.
 struct Batch {
   ImageShape shape;

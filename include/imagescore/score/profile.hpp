@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "imagescore/core/safetensors.hpp"
 #include "imagescore/models/model.hpp"
 
 namespace imagescore {
@@ -117,6 +118,10 @@ ProfileSet merge_profiles(const std::vector<ProfileSet>& shards, const std::vect
 // fixed-point sum), "p<p>/<tap>/reference" (F64) and "p<p>/<tap>/mask" (U8).
 void save_profiles(const ProfileSet& set, const std::string& path);
 ProfileSet load_profiles(const std::string& path);
+// The same within a safetensors file that may hold other tensors (a reference file).
+void add_profiles(const ProfileSet& set, SafetensorsFile& file);
+bool has_profiles(const SafetensorsFile& file);
+ProfileSet profiles_from(const SafetensorsFile& file);  // errors name file.path
 
 // Fails unless the profiles were built from this model (same weights hash) and its taps.
 void check_profiles_match(const ProfileSet& set, const Model& model, const std::string& path);

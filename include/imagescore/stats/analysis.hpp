@@ -10,6 +10,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "imagescore/core/partition.hpp"
 #include "imagescore/score/scores_table.hpp"
 
 namespace imagescore {
@@ -49,9 +50,6 @@ struct Estimate {
   double value = 0, lower = 0, upper = 0;
 };
 
-// The p-quantile (0 <= p <= 1) of unsorted values with linear interpolation between order
-// statistics (type 7); NaN for no values.
-double quantile(std::vector<double> values, double p);
 
 // The misclassification-detection metrics of metrics.hpp, in this order:
 // auroc, aupr_errors, aurc, excess_aurc, fpr_at_95_tpr, precision_top10/30/50.
