@@ -15,6 +15,15 @@ std::size_t count_for_fraction(double fraction, std::size_t n) {
   return std::min(n, std::size_t(std::floor(fraction * double(n) + 0.5)));
 }
 
+std::pair<std::size_t, std::size_t> parse_shard(const std::string& text) {
+  const auto slash = text.find('/');
+  std::size_t index = 0, count = 0;
+  if (slash == std::string::npos || !parse_number(text.substr(0, slash), index) || !parse_number(text.substr(slash + 1), count))
+    fail_option("shard", "expected I/K (for example 2/4), got '" + text + "'");
+  if (count == 0 || index < 1 || index > count) fail_option("shard", "expected 1 <= I <= K, got '" + text + "'");
+  return {index, count};
+}
+
 std::pair<std::size_t, std::size_t> shard_range(std::size_t n, std::size_t index, std::size_t count) {
   if (count == 0 || index < 1 || index > count)
     fail_option("shard", "expected I/K with 1 <= I <= K, got " + std::to_string(index) + "/" + std::to_string(count));

@@ -25,13 +25,6 @@ int env_int(const char* name) {
   return v ? std::atoi(v) : 0;
 }
 
-#ifdef IMAGESCORE_WITH_MPI
-void add_exact_sums(void* in, void* inout, int* len, MPI_Datatype*) {
-  auto* a = static_cast<const ExactSum*>(in);
-  auto* b = static_cast<ExactSum*>(inout);
-  for (int i = 0; i < *len; ++i) b[i] += a[i];
-}
-#endif
 
 }  // namespace
 
@@ -76,37 +69,36 @@ void barrier() {
 #endif
 }
 
-void reduce_profiles(ProfileSet& set) {
+void gather_reference(ReferenceSet& set) {
 #ifdef IMAGESCORE_WITH_MPI
   if (!g_mpi_started) return;
-  // One buffer of every sum and one of the counts: two collective calls in all.
-  std::vector<ExactSum> sums;
-  std::vector<std::uint64_t> counts;
-  for (const auto& p : set.profiles) {
-    counts.push_back(p.count);
-    for (const auto& t : p.taps) sums.insert(sums.end(), t.sum.begin(), t.sum.end());
-  }
-  MPI_Datatype exact;
-  MPI_Type_contiguous(int(sizeof(ExactSum)), MPI_BYTE, &exact);
-  MPI_Type_commit(&exact);
-  MPI_Op add;
-  MPI_Op_create(&add_exact_sums, 1, &add);
-  std::vector<ExactSum> total(g_cluster.rank == 0 ? sums.size() : 0);
-  std::vector<std::uint64_t> total_counts(counts.size());
-  // Integer sums are exact: the reduction's order cannot change the result.
-  MPI_Reduce(sums.data(), total.data(), int(sums.size()), exact, add, 0, MPI_COMM_WORLD);
-  MPI_Reduce(counts.data(), total_counts.data(), int(counts.size()), MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
-  MPI_Op_free(&add);
-  MPI_Type_free(&exact);
-  if (g_cluster.rank != 0) return;
-  std::size_t at = 0;
-  for (std::size_t c = 0; c < set.profiles.size(); ++c) {
-    set.profiles[c].count = total_counts[c];
-    for (auto& t : set.profiles[c].taps) {
-      std::copy(total.begin() + long(at), total.begin() + long(at + t.sum.size()), t.sum.begin());
-      at += t.sum.size();
+  // Each shard as the bytes of its file: one gather of the sizes, one of the bytes.
+  const std::string bytes = encode_reference(set);
+  const auto size = static_cast<unsigned long long>(bytes.size());
+  std::vector<unsigned long long> sizes(std::size_t(g_cluster.size));
+  MPI_Gather(&size, 1, MPI_UNSIGNED_LONG_LONG, sizes.data(), 1, MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD);
+  std::vector<int> counts(sizes.size()), offsets(sizes.size());
+  std::string all;
+  if (g_cluster.rank == 0) {
+    unsigned long long total = 0;
+    for (std::size_t r = 0; r < sizes.size(); ++r) {
+      if (total + sizes[r] > 0x7fffffffULL) fail("mpirun", "the ranks' reference sets exceed 2 GiB together");
+      offsets[r] = int(total);
+      counts[r] = int(sizes[r]);
+      total += sizes[r];
     }
+    all.resize(total);
   }
+  MPI_Gatherv(bytes.data(), int(bytes.size()), MPI_BYTE, all.data(), counts.data(), offsets.data(), MPI_BYTE, 0,
+              MPI_COMM_WORLD);
+  if (g_cluster.rank != 0) return;
+  std::vector<ReferenceSet> shards;
+  std::vector<std::string> names;
+  for (std::size_t r = 0; r < sizes.size(); ++r) {
+    names.push_back("rank " + std::to_string(r));
+    shards.push_back(decode_reference(all.substr(std::size_t(offsets[r]), std::size_t(counts[r])), names.back()));
+  }
+  set = merge_references(std::move(shards), names);
 #else
   (void)set;
 #endif

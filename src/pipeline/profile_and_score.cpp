@@ -6,29 +6,31 @@
 
 namespace imagescore {
 
-std::optional<ProfileSet> profile_to_file(Model& model, const ImageSource& source, ProfileRunOptions options,
-                                          const std::string& out) {
+std::optional<ReferenceSet> profile_to_file(Model& model, const ImageSource& source, FitRunOptions options,
+                                            const std::string& out) {
   const auto& cluster = dist::cluster();
   if (cluster.distributed()) {
     if (options.shard_count != 1) fail_option("shard", "cannot be combined with mpirun (each rank is a shard)");
     options.shard_index = std::size_t(cluster.rank) + 1;
     options.shard_count = std::size_t(cluster.size);
   }
-  auto set = build_profiles(model, source, options);
+  auto set = fit_reference(model, source, options);
   if (cluster.distributed()) {
-    dist::reduce_profiles(set);
+    dist::gather_reference(set);
     if (cluster.rank != 0) return std::nullopt;
-    finish_merge(set);
   }
-  save_profiles(set, out);
+  save_reference(set, out);
   return set;
 }
 
-std::optional<ScoreSummary> score_to_file(Model& model, const ProfileSet& profiles, const ImageSource& source,
+std::optional<ScoreSummary> score_to_file(Model& model, const ReferenceSet& set, const ImageSource& source,
                                           ScoreRunOptions options, const std::string& out) {
   const auto& cluster = dist::cluster();
-  const auto columns = score_value_columns(profiles, options.per_tap);
-  ScoreSummarizer summarizer;
+  const auto columns = score_value_columns(set, model, options);
+  std::vector<std::string> scores;
+  for (const auto& c : columns)
+    if (c.rfind("tap:", 0) != 0) scores.push_back(c);
+  ScoreSummarizer summarizer(scores);
   {
     // Distributed, each rank writes the shard it scores to its own part.
     ScoreWriter writer(cluster.distributed() ? dist::part_path(out, cluster.rank) : out, columns);
@@ -39,7 +41,7 @@ std::optional<ScoreSummary> score_to_file(Model& model, const ProfileSet& profil
       for (std::size_t i = first; i < last; ++i) part.push_back(i);
       shard = subset(source, std::move(part));
     }
-    score_images(model, profiles, shard ? *shard : source, options, [&](const ScoreRow& row) {
+    score_images(model, set, shard ? *shard : source, options, [&](const ScoreRow& row) {
       writer.write(row);
       if (!cluster.distributed()) summarizer.add(row);
     });

@@ -130,6 +130,21 @@ std::vector<std::string> ReferenceSet::columns() const {
   return columns;
 }
 
+json ReferenceSet::summary() const {
+  json out = {{"shard", {shard_index, shard_count}}, {"columns", columns()}, {"data", data_spec}};
+  if (const ProfileSet* set = profiles()) {
+    json list = json::array();
+    for (const auto& p : set->profiles) {
+      json taps = json::object();
+      for (const auto& t : p.taps) taps[t.name] = {{"threshold", t.threshold}, {"mask", t.mask_count}, {"excluded", t.excluded}};
+      list.push_back({{"name", p.name}, {"count", p.count}, {"taps", taps}});
+    }
+    out["profiles"] = list;
+    out["excluded"] = set->exclusions();
+  }
+  return out;
+}
+
 ReferenceSet fit_reference(Model& model, const ImageSource& source, const FitRunOptions& options) {
   options.fit.validate();
   check_compatible(model, source);

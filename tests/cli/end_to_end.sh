@@ -44,7 +44,7 @@ check "merged shards score exactly like one pass" cmp -s s1.csv s2.csv
 "$imagescore" score --model model.st --profiles prof.st --data $data --split test --out s3.csv --per-tap --json -q --threads 1 --batch-size 7 > score.out
 "$imagescore" score --model model.st --profiles prof.st --data $data --split test --out s4.csv --per-tap -q --threads 2 --batch-size 64
 check "scores independent of threads and batch size" cmp -s s3.csv s4.csv
-check "score header" grep -q '^id,path,label,pred,correct,image_score,msp,margin,neg_entropy,energy,max_logit,tap:conv1' s3.csv
+check "score header" grep -q '^id,path,label,pred,correct,image_score,msp,margin,neg_entropy,energy,max_logit,doctor,knn,trust,mahalanobis,rel_mahalanobis,nac,tap:conv1' s3.csv
 check "score --json reports AUROC" grep -q '"image_score"' score.out
 
 "$imagescore" select --scores s1.csv --by image_score --fraction 0.3 --out sel.csv --json -q > sel.out

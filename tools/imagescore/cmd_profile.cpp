@@ -1,41 +1,24 @@
 // imagescore profile: build per-class (or global) profiles; `profile merge` joins shards.
 #include "common.hpp"
 #include "imagescore/core/error.hpp"
+#include "imagescore/core/partition.hpp"
 #include "imagescore/models/model.hpp"
 #include "imagescore/pipeline/profile_and_score.hpp"
-#include "imagescore/score/profile.hpp"
+#include "imagescore/score/fitted.hpp"
 #include "imagescore/data/split.hpp"
 
 namespace imagescore::cli {
 namespace {
 
-void parse_shard(const std::string& text, std::size_t& index, std::size_t& count) {
-  auto slash = text.find('/');
-  try {
-    if (slash == std::string::npos) throw std::invalid_argument("no slash");
-    std::size_t used = 0;
-    index = std::stoul(text.substr(0, slash), &used);
-    if (used != slash) throw std::invalid_argument("junk");
-    count = std::stoul(text.substr(slash + 1), &used);
-    if (used != text.size() - slash - 1) throw std::invalid_argument("junk");
-  } catch (const std::exception&) {
-    fail("--shard", "expected I/K (for example 2/4), got '" + text + "'");
-  }
-  if (count == 0 || index < 1 || index > count) fail("--shard", "expected 1 <= I <= K, got '" + text + "'");
+void report_exclusions(const ReferenceSet& set) {
+  if (const ProfileSet* profiles = set.profiles())
+    for (const auto& line : profiles->exclusions()) std::fprintf(stderr, "excluded from the score: %s\n", line.c_str());
 }
 
-nlohmann::json describe(const ProfileSet& set, const std::string& out) {
-  nlohmann::json profiles = nlohmann::json::array();
-  for (const auto& p : set.profiles) {
-    nlohmann::json taps = nlohmann::json::object();
-    for (const auto& t : p.taps) taps[t.name] = {{"threshold", t.threshold}, {"mask", t.mask_count}, {"excluded", t.excluded}};
-    profiles.push_back({{"name", p.name}, {"count", p.count}, {"taps", taps}});
-  }
-  return {{"out", out}, {"shard", {set.shard_index, set.shard_count}}, {"profiles", profiles}, {"excluded", set.exclusions()}};
-}
-
-void report_exclusions(const ProfileSet& set) {
-  for (const auto& line : set.exclusions()) std::fprintf(stderr, "excluded from the score: %s\n", line.c_str());
+nlohmann::json describe(const ReferenceSet& set, const std::string& out) {
+  auto summary = set.summary();
+  summary["out"] = out;
+  return summary;
 }
 
 }  // namespace
@@ -45,7 +28,7 @@ void add_profile_command(CLI::App& app) {
     std::string model, preprocess;
     DataOptions data;
     std::string out;
-    ProfileRunOptions run;
+    FitRunOptions run;
     std::string norm = "linf";
     std::string scale = "mean";
     std::string shard = "1/1";
@@ -53,16 +36,31 @@ void add_profile_command(CLI::App& app) {
     std::string merge_out;
   };
   auto opt = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("profile", "Build the 'correct activation' profiles of a model");
+  auto* cmd = app.add_subcommand("profile",
+                                 "Fit the reference set: the image score's 'correct activation' profiles and the other fitted scores");
   cmd->add_option("--model", opt->model, "Model checkpoint or TorchScript file");
   cmd->add_option("--preprocess", opt->preprocess, "TorchScript: preprocessing JSON (default: MODEL.json)");
   add_data_options(*cmd, opt->data, "train", false);
   cmd->add_option("--out", opt->out, "Profile file to write");
-  cmd->add_option("--taps", opt->run.taps, "Taps to use (default: all; see `model info`)")->delimiter(',');
-  cmd->add_option("--rho", opt->run.profile.rho, "Threshold factor: t = rho * ||A||")->default_val(0.5);
+  cmd->add_option("--scores", opt->run.scores,
+                  "Fitted scores to fit (comma-separated): image_score, knn, trust, mahalanobis, rel_mahalanobis, nac "
+                  "(default: all of them; nac for built-in models only; only image_score with --global)")
+      ->delimiter(',');
+  cmd->add_option("--taps", opt->run.fit.taps, "Image score: taps to use (default: all; see `model info`)")->delimiter(',');
+  cmd->add_option("--feature-tap", opt->run.fit.feature_tap,
+                  "knn, trust, mahalanobis: the tap of features (default: the classifier's input, else the last tap)");
+  cmd->add_option("--knn-k", opt->run.fit.knn_k, "knn: the k-th neighbour (default: reference images / 1000, at least 1)");
+  cmd->add_option("--trust-k", opt->run.fit.trust_k, "trust: neighbours of the density filter")->default_val(10);
+  cmd->add_option("--trust-alpha", opt->run.fit.trust_alpha, "trust: share of each class dropped as low density")->default_val(0.0);
+  cmd->add_option("--shrinkage", opt->run.fit.shrinkage, "mahalanobis: covariance shrinkage towards (trace/d) I")->default_val(1e-3);
+  cmd->add_option("--nac-bins", opt->run.fit.nac.bins, "nac: interval edges of a neuron's state (M)")->default_val(50);
+  cmd->add_option("--nac-min-count", opt->run.fit.nac.min_count, "nac: images that cover an interval fully (O)")->default_val(50.0);
+  cmd->add_option("--nac-steepness", opt->run.fit.nac.steepness, "nac: steepness of the state's sigmoid (alpha)")->default_val(100.0);
+  cmd->add_option("--max-memory", opt->run.fit.max_bytes, "Largest reference features to store, in bytes (default: half the memory)");
+  cmd->add_option("--rho", opt->run.fit.profile.rho, "Threshold factor: t = rho * ||A||")->default_val(0.5);
   cmd->add_option("--norm", opt->norm, "Norm of the threshold: linf, l1 or l2")->default_val("linf");
   cmd->add_option("--scale", opt->scale, "mean (default) or sum (the paper's literal reading)")->default_val("mean");
-  cmd->add_flag("--global", opt->run.profile.global, "One profile from all images instead of one per class");
+  cmd->add_flag("--global", opt->run.fit.profile.global, "One profile from all images instead of one per class");
   cmd->add_option("--shard", opt->shard, "Build only part I of K of the reference set (I/K)")->default_val("1/1");
   cmd->add_option("--batch-size", opt->run.batch_size, "Batch size")->default_val(256)->check(CLI::PositiveNumber);
   add_global_options(*cmd);
@@ -74,10 +72,10 @@ void add_profile_command(CLI::App& app) {
   add_global_options(*merge);
   merge->callback([opt] {
     run_command([&] {
-      std::vector<ProfileSet> shards;
-      for (const auto& path : opt->merge_inputs) shards.push_back(load_profiles(path));
-      auto merged = merge_profiles(shards, opt->merge_inputs);
-      save_profiles(merged, opt->merge_out);
+      std::vector<ReferenceSet> shards;
+      for (const auto& path : opt->merge_inputs) shards.push_back(load_reference(path));
+      auto merged = merge_references(std::move(shards), opt->merge_inputs);
+      save_reference(merged, opt->merge_out);
       report_exclusions(merged);
       return describe(merged, opt->merge_out);
     });
@@ -90,9 +88,9 @@ void add_profile_command(CLI::App& app) {
       if (o.model.empty()) fail("profile", "--model is required");
       if (o.data.spec.empty() && o.data.split_file.empty()) fail("profile", "--data is required");
       if (o.out.empty()) fail("profile", "--out is required");
-      o.run.profile.norm = parse_norm(o.norm);
-      o.run.profile.scale = parse_scale(o.scale);
-      parse_shard(o.shard, o.run.shard_index, o.run.shard_count);
+      o.run.fit.profile.norm = parse_norm(o.norm);
+      o.run.fit.profile.scale = parse_scale(o.scale);
+      std::tie(o.run.shard_index, o.run.shard_count) = parse_shard(o.shard);
       o.run.threads = global_options().threads;
       o.run.quiet = global_options().quiet;
       auto model = load_model(o.model, o.preprocess);

@@ -3,6 +3,7 @@
 #include "imagescore/core/error.hpp"
 #include "imagescore/models/model.hpp"
 #include "imagescore/pipeline/profile_and_score.hpp"
+#include "imagescore/score/registry.hpp"
 #include "imagescore/score/score.hpp"
 #include "imagescore/stats/score_summary.hpp"
 #include "imagescore/data/split.hpp"
@@ -23,7 +24,14 @@ void add_score_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("score", "Score images: image score and baseline confidence scores");
   cmd->add_option("--model", opt->model, "Model checkpoint or TorchScript file")->required();
   cmd->add_option("--preprocess", opt->preprocess, "TorchScript: preprocessing JSON (default: MODEL.json)");
-  cmd->add_option("--profiles", opt->profiles, "Profile file from `imagescore profile`")->required();
+  cmd->add_option("--profiles", opt->profiles, "Reference (profile) file from `imagescore profile`")->required();
+  std::string scores_help = "Scores to compute, comma-separated (default: every cheap score the profile file allows):";
+  for (const auto& info : score_registry()) scores_help += "\n  " + info.name + (info.costly ? " (costly)" : "") + ": " + info.summary;
+  cmd->add_option("--scores", opt->run.scores, scores_help)->delimiter(',');
+  cmd->add_option("--mc-passes", opt->run.mc_passes, "mc_dropout: forward passes with dropout")->default_val(10);
+  cmd->add_option("--tta-passes", opt->run.tta_passes, "tta: augmented forward passes")->default_val(8);
+  cmd->add_option("--tta-padding", opt->run.tta_padding, "tta: crop padding (default: an eighth of the smaller side)")->default_val(0);
+  cmd->add_option("--seed", opt->run.seed, "mc_dropout, tta: seed of the masks and augmentations")->default_val(0);
   add_data_options(*cmd, opt->data, "test", false);
   cmd->add_option("--out", opt->out, "Scores CSV to write")->required();
   cmd->add_option("--overlap", opt->overlap, "recall (default), literal or jaccard")->default_val("recall");
@@ -41,12 +49,12 @@ void add_score_command(CLI::App& app) {
       o.run.threads = global_options().threads;
       o.run.quiet = global_options().quiet;
       auto model = load_model(o.model, o.preprocess);
-      auto profiles = load_profiles(o.profiles);
-      check_profiles_match(profiles, *model, o.profiles);
+      auto set = load_reference(o.profiles);
+      check_reference_matches(set, *model, o.profiles);
       o.run.by = !o.by.empty() ? parse_profile_choice(o.by)
-                               : (profiles.options.global ? ProfileChoice::Global : ProfileChoice::Predicted);
+                               : (set.options.profile.global ? ProfileChoice::Global : ProfileChoice::Predicted);
       auto source = open_selected_data(o.data, "additional");
-      auto scored = score_to_file(*model, profiles, *source, o.run, o.out);
+      auto scored = score_to_file(*model, set, *source, o.run, o.out);
       if (!scored) return nlohmann::json(nullptr);  // rank 0 reports
       const auto& summary = *scored;
       if (!global_options().json) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -16,6 +17,9 @@ std::size_t count_for_fraction(double fraction, std::size_t n);
 // disjoint, covering [0, n), sizes differing by at most one. Fails unless
 // 1 <= index <= count.
 std::pair<std::size_t, std::size_t> shard_range(std::size_t n, std::size_t index, std::size_t count);
+
+// "I/K" as a shard (1 <= I <= K); OptionError "shard" otherwise.
+std::pair<std::size_t, std::size_t> parse_shard(const std::string& text);
 
 // The p-quantile (0 <= p <= 1) of unsorted values with linear interpolation between order
 // statistics (type 7); NaN for no values.

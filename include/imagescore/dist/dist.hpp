@@ -9,7 +9,7 @@
 #include <string>
 #include <utility>
 
-#include "imagescore/score/profile.hpp"
+#include "imagescore/score/fitted.hpp"
 #include "imagescore/score/scores_table.hpp"
 
 namespace imagescore::dist {
@@ -31,8 +31,9 @@ void finalize();
 [[noreturn]] void abort_all(int code);
 void barrier();
 
-// Adds every rank's profile sums and counts into rank 0's `set` (exact integer sums).
-void reduce_profiles(ProfileSet& set);
+// Rank 0 receives every rank's shard of a reference set and merges them in rank order
+// into `set` (exact: what one process fits); the other ranks keep theirs.
+void gather_reference(ReferenceSet& set);
 
 // Rank 0 joins the scores files each rank wrote to part_path(path, rank) into `path`, in
 // rank order and atomically, streaming the rows (each also to `on_row`), and removes the

@@ -107,6 +107,9 @@ struct ReferenceSet {
   const ProfileSet* profiles() const;
   // Every column the fits provide.
   std::vector<std::string> columns() const;
+  // What the file holds, for people: shard, columns, each profile's counts and taps, the
+  // taps excluded from the image score.
+  nlohmann::json summary() const;
 };
 
 // The fitted scores `scores` (registry names; empty: every cheap fitted score the model
