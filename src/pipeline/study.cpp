@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -43,6 +44,8 @@ nlohmann::json StudyResult::to_json() const {
           {"selected", selected},
           {"precision", per_score(precision)},
           {"auroc", per_score(auroc)},
+          {"scores", scores},
+          {"versus_msp", comparison_json(comparisons, comparison_options)},
           {"excluded_taps", exclusions}};
 }
 
@@ -81,25 +84,28 @@ struct Study {
   }
 
   void profile_and_score(Model& model) {
-    log_step(o, "profiles from the labelled images");
-    ProfileRunOptions po;
-    po.profile = o.profile;
-    po.batch_size = o.batch_size;
-    po.threads = o.threads;
-    po.quiet = o.quiet;
-    auto profiles = build_profiles(model, *training, po);
-    save_profiles(profiles, path("profiles.safetensors"));
-    r.exclusions = profiles.exclusions();
+    log_step(o, "profiles and the other fitted scores from the labelled images");
+    FitRunOptions fo;
+    fo.fit = o.fit;
+    fo.batch_size = o.batch_size;
+    fo.threads = o.threads;
+    fo.quiet = o.quiet;
+    const auto reference = fit_reference(model, *training, fo);
+    save_reference(reference, path("profiles.safetensors"));
+    if (const ProfileSet* profiles = reference.profiles()) r.exclusions = profiles->exclusions();
 
     log_step(o, "score the " + std::to_string(r.additional_images) +
                     " additional images (labels used only to measure)");
     ScoreRunOptions so;
+    so.scores = o.scores;
+    // Every score is measured against msp.
+    if (!so.scores.empty() && std::find(so.scores.begin(), so.scores.end(), "msp") == so.scores.end()) so.scores.push_back("msp");
     so.image_score = o.image_score;
     so.batch_size = o.batch_size;
     so.threads = o.threads;
     so.quiet = o.quiet;
-    ScoreWriter writer(path("scores.csv"), score_value_columns(profiles, false));
-    score_images(model, profiles, *additional, so, [&](const ScoreRow& row) { writer.write(row); });
+    ScoreWriter writer(path("scores.csv"), score_value_columns(reference, model, so));
+    score_images(model, reference, *additional, so, [&](const ScoreRow& row) { writer.write(row); });
     writer.commit();
   }
 
@@ -107,7 +113,7 @@ struct Study {
   void compare_selections() {
     const std::size_t k = r.class_names.size();
     auto table = read_score_table(path("scores.csv"));
-    r.scores = score_columns();
+    r.scores = table.value_columns;
     std::vector<std::vector<std::size_t>> rows_of_class(k);
     std::vector<bool> right_rows(table.rows.size());
     std::size_t right = 0;
@@ -146,6 +152,11 @@ struct Study {
       }
       au.push_back(auroc(values, right_rows));
     }
+    log_step(o, "every score against msp, with a paired bootstrap (" + std::to_string(o.resamples) + " resamples)");
+    r.comparison_options.select_fraction = o.select_fraction;
+    r.comparison_options.bootstrap.resamples = o.resamples;
+    r.comparison_options.bootstrap.seed = o.seed;
+    r.comparisons = compare_scores(table, r.scores, k, r.comparison_options);
   }
 
   void train_reference() {
@@ -237,13 +248,15 @@ std::string format_study(const StudyResult& r) {
   table("Precision of the pseudo-labels selected by each score (top share per predicted class):", r.precision, true);
   table("AUROC of each score for telling right from wrong pseudo-labels (per predicted class):", r.auroc, false);
 
-  // A plain verdict: where the image score stands against the best baseline.
+  // A plain verdict on the paper's claim: where the image score stands against the best
+  // other score.
   auto verdict = [&](const std::string& what, const std::map<std::string, std::vector<double>>& m) {
+    if (!m.count("image_score")) return;
     std::string best;
     for (const auto& name : r.scores)
       if (name != "image_score" && (best.empty() || m.at(name).back() > m.at(best).back())) best = name;
     double mine = m.at("image_score").back(), theirs = m.at(best).back();
-    std::snprintf(buf, sizeof buf, "%s: image_score %.4f vs best baseline %s %.4f: the image score %s (%+.4f).\n",
+    std::snprintf(buf, sizeof buf, "%s: image_score %.4f vs the best other score, %s, %.4f: the image score %s (%+.4f).\n",
                   what.c_str(), mine, best.c_str(), theirs,
                   mine > theirs ? "is better" : (mine == theirs ? "ties" : "is worse"), mine - theirs);
     s += buf;
@@ -251,6 +264,7 @@ std::string format_study(const StudyResult& r) {
   s += "\n";
   verdict("Selection precision", r.precision);
   verdict("AUROC", r.auroc);
+  if (!r.comparisons.empty()) s += "\n" + comparison_text(r.comparisons, r.comparison_options);
   if (!r.exclusions.empty()) {
     s += "Taps excluded from the image score:\n";
     for (const auto& e : r.exclusions) s += "  " + e + "\n";

@@ -75,7 +75,9 @@ json study_summary(const std::string& path, std::vector<std::string>& classes) {
   const json summary = read_json_file(path);
   classes = texts(field(summary, "classes", path), path + ": classes");
   json rows = json::array();
-  for (const auto& score : score_columns()) {
+  // Summaries of earlier versions list no scores: they compared the six of score_columns().
+  const auto scores = json_field_or<std::vector<std::string>>(summary, "scores", score_columns(), path);
+  for (const auto& score : scores) {
     const json& precision = field(summary, "precision", path);
     if (!precision.contains(score)) continue;
     const std::string where = path + ": " + score;

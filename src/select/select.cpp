@@ -58,15 +58,14 @@ void check_rows(const ScoreTable& table, std::size_t column, std::size_t num_cla
 }
 
 // How many of a group's candidates (sorted best first) the rule keeps.
-std::size_t kept_count(const ScoreTable& table, std::size_t column, const std::vector<std::size_t>& sorted,
+std::size_t kept_count(const std::vector<double>& score, const std::vector<std::size_t>& sorted,
                        const SelectOptions& options, std::size_t group_class) {
   switch (options.rule) {
     case SelectOptions::Rule::Fraction: return count_for_fraction(options.fraction, sorted.size());
     case SelectOptions::Rule::Alpha: return count_for_fraction(options.alpha[group_class], sorted.size());
     case SelectOptions::Rule::Top: return std::min(options.top, sorted.size());
     case SelectOptions::Rule::MinScore:
-      return std::size_t(std::find_if(sorted.begin(), sorted.end(),
-                                      [&](std::size_t i) { return table.rows[i].values[column] < options.min_score; }) -
+      return std::size_t(std::find_if(sorted.begin(), sorted.end(), [&](std::size_t i) { return score[i] < options.min_score; }) -
                          sorted.begin());
   }
   return 0;
@@ -74,31 +73,39 @@ std::size_t kept_count(const ScoreTable& table, std::size_t column, const std::v
 
 }  // namespace
 
+std::vector<std::size_t> select_positions(const std::vector<double>& score, const std::vector<int>& pred,
+                                          const std::vector<std::size_t>& ids, const SelectOptions& options,
+                                          std::size_t num_classes) {
+  check_options(options, num_classes);
+  // One group of positions per predicted class, or a single group when global.
+  std::vector<std::vector<std::size_t>> groups(options.global ? 1 : num_classes);
+  for (std::size_t i = 0; i < score.size(); ++i) groups[options.global ? 0 : std::size_t(pred[i])].push_back(i);
+  auto better = [&](std::size_t a, std::size_t b) {
+    if (score[a] != score[b]) return score[a] > score[b];
+    return ids[a] < ids[b];
+  };
+  std::vector<std::size_t> selected;
+  for (std::size_t c = 0; c < groups.size(); ++c) {
+    std::vector<std::size_t>& group = groups[c];
+    std::stable_sort(group.begin(), group.end(), better);
+    std::size_t keep = kept_count(score, group, options, c);
+    selected.insert(selected.end(), group.begin(), group.begin() + std::ptrdiff_t(keep));
+  }
+  return selected;
+}
+
 std::vector<std::size_t> select_rows(const ScoreTable& table, const std::string& column,
                                      const SelectOptions& options, std::size_t num_classes) {
   const std::size_t col = table.column(column);
   check_options(options, num_classes);
   check_rows(table, col, num_classes);
-
-  // One group of row positions per predicted class, or a single group when global.
-  std::vector<std::vector<std::size_t>> groups(options.global ? 1 : num_classes);
-  for (std::size_t i = 0; i < table.rows.size(); ++i) {
-    groups[options.global ? 0 : std::size_t(table.rows[i].pred)].push_back(i);
+  std::vector<int> pred;
+  std::vector<std::size_t> ids;
+  for (const auto& row : table.rows) {
+    pred.push_back(row.pred);
+    ids.push_back(row.id);
   }
-  auto better = [&](std::size_t a, std::size_t b) {
-    double score_a = table.rows[a].values[col], score_b = table.rows[b].values[col];
-    if (score_a != score_b) return score_a > score_b;
-    return table.rows[a].id < table.rows[b].id;
-  };
-
-  std::vector<std::size_t> selected;
-  for (std::size_t c = 0; c < groups.size(); ++c) {
-    std::vector<std::size_t>& group = groups[c];
-    std::stable_sort(group.begin(), group.end(), better);
-    std::size_t keep = kept_count(table, col, group, options, c);
-    selected.insert(selected.end(), group.begin(), group.begin() + std::ptrdiff_t(keep));
-  }
-  return selected;
+  return select_positions(table.values(column), pred, ids, options, num_classes);
 }
 
 double ClassSelectionStats::precision() const {

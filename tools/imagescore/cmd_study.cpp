@@ -24,7 +24,9 @@ void add_study_command(CLI::App& app) {
   cmd->add_option("--train-seed", s.train.seed, "Seed of training")->default_val(0);
   cmd->add_option("--lr", s.train.optimizer.learning_rate, "Learning rate (Adam)")->default_val(1e-3);
   cmd->add_option("--select-fraction", s.select_fraction, "Share of each class's candidates selected")->default_val(0.3);
-  cmd->add_option("--rho", s.profile.rho, "Threshold factor")->default_val(0.5);
+  cmd->add_option("--rho", s.fit.profile.rho, "Threshold factor")->default_val(0.5);
+  cmd->add_option("--scores", s.scores, "Scores to compare (default: every cheap score; see `score --help`)")->delimiter(',');
+  cmd->add_option("--resamples", s.resamples, "Bootstrap resamples of the comparison with msp")->default_val(200);
   cmd->add_option("--norm", opt->norm, "linf, l1 or l2")->default_val("linf");
   cmd->add_option("--scale", opt->scale, "mean or sum")->default_val("mean");
   cmd->add_option("--overlap", opt->overlap, "recall, literal or jaccard")->default_val("recall");
@@ -33,8 +35,8 @@ void add_study_command(CLI::App& app) {
   cmd->callback([opt] {
     run_command([&] {
       auto& st = opt->study;
-      st.profile.norm = parse_norm(opt->norm);
-      st.profile.scale = parse_scale(opt->scale);
+      st.fit.profile.norm = parse_norm(opt->norm);
+      st.fit.profile.scale = parse_scale(opt->scale);
       st.image_score.overlap = parse_overlap(opt->overlap);
       st.threads = st.train.threads = global_options().threads;
       st.quiet = st.train.quiet = global_options().quiet;

@@ -12,7 +12,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "imagescore/score/profile.hpp"
+#include "imagescore/pipeline/comparison.hpp"
+#include "imagescore/score/fitted.hpp"
 #include "imagescore/score/score.hpp"
 #include "imagescore/train/train.hpp"
 
@@ -26,9 +27,11 @@ struct StudyOptions {
   std::string arch = "small-cnn";
   TrainOptions train;               // for the model trained on the labelled part
   int reference_epochs = 5;         // fully supervised reference model; 0 skips it
-  ProfileOptions profile;
+  FitOptions fit;                   // the image score's profiles and the other fitted scores
+  std::vector<std::string> scores;  // empty: every cheap score
   ImageScoreOptions image_score;
   double select_fraction = 0.3;
+  std::size_t resamples = 200;      // of the paired bootstrap against msp
   std::size_t batch_size = 256;     // profile and score passes
   int threads = 0;
   bool quiet = false;
@@ -46,6 +49,8 @@ struct StudyResult {
   std::map<std::string, std::vector<double>> precision;  // score -> per class, then overall last
   std::map<std::string, std::vector<double>> auroc;      // score -> per class, then overall last
   std::vector<std::string> exclusions;
+  ComparisonOptions comparison_options;
+  std::vector<ScoreComparison> comparisons;       // every score against msp
   nlohmann::json to_json() const;
 };
 

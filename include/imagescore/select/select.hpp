@@ -25,6 +25,12 @@ struct SelectOptions {
 std::vector<std::size_t> select_rows(const ScoreTable& table, const std::string& column,
                                      const SelectOptions& options, std::size_t num_classes);
 
+// The same on plain arrays (one entry per candidate): positions into them. Scores must be
+// finite and every pred below num_classes; ties are broken by ids.
+std::vector<std::size_t> select_positions(const std::vector<double>& score, const std::vector<int>& pred,
+                                          const std::vector<std::size_t>& ids, const SelectOptions& options,
+                                          std::size_t num_classes);
+
 struct ClassSelectionStats {
   std::size_t candidates = 0;
   std::size_t selected = 0;
