@@ -231,3 +231,25 @@ TEST(Select, WritesTheSelection) {
 
 }  // namespace
 }  // namespace imagescore
+
+namespace imagescore {
+namespace {
+
+// Array selection is what select_rows does on a table.
+TEST(Select, PositionsOnArraysMatchTheTable) {
+  const std::vector<double> score = {0.9, 0.1, 0.5, 0.5, 0.7, 0.2};
+  const std::vector<int> pred = {0, 0, 0, 1, 1, 1};
+  const std::vector<std::size_t> ids = {10, 11, 12, 13, 14, 15};
+  SelectOptions o;
+  o.fraction = 0.5;  // round(1.5) = 2 of each class
+  EXPECT_EQ(select_positions(score, pred, ids, o, 2), (std::vector<std::size_t>{0, 2, 4, 3}));
+  o.global = true;
+  o.fraction = 0.5;
+  EXPECT_EQ(select_positions(score, pred, ids, o, 2), (std::vector<std::size_t>{0, 4, 2}));
+  // Ties are broken by id, whatever the order of the arrays.
+  EXPECT_EQ(select_positions({0.5, 0.5}, {0, 0}, {7, 3}, SelectOptions{SelectOptions::Rule::Top, 0.3, {}, 1, 0.0, false}, 1),
+            (std::vector<std::size_t>{1}));
+}
+
+}  // namespace
+}  // namespace imagescore
