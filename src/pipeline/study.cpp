@@ -9,6 +9,8 @@
 
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/json.hpp"
+#include "imagescore/core/random.hpp"
+#include "imagescore/stats/logistic.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/stats/metrics.hpp"
 #include "imagescore/report/report.hpp"
@@ -36,6 +38,7 @@ nlohmann::json StudyResult::to_json() const {
   };
   return {{"classes", class_names},
           {"training_images", training_images},
+          {"validation_images", validation_images},
           {"additional_images", additional_images},
           {"test_accuracy", test_accuracy},
           {"additional_pseudo_label_accuracy", additional_accuracy},
@@ -46,6 +49,10 @@ nlohmann::json StudyResult::to_json() const {
           {"auroc", per_score(auroc)},
           {"scores", scores},
           {"versus_msp", comparison_json(comparisons, comparison_options)},
+          {"validation", validation_images == 0 ? nlohmann::json(nullptr)
+                                                : nlohmann::json{{"versus_msp", comparison_json(validation_comparisons, comparison_options)},
+                                                                 {"chosen", chosen_on_validation},
+                                                                 {"learned_fusion", learned.to_json()}}},
           {"excluded_taps", exclusions}};
 }
 
@@ -55,7 +62,7 @@ namespace {
 struct Study {
   const StudyOptions& o;
   StudyResult r;
-  std::unique_ptr<ImageSource> train_source, test_source, training, additional;
+  std::unique_ptr<ImageSource> train_source, test_source, training, validation, additional;
 
   std::string path(const std::string& name) const { return o.out_dir + "/" + name; }
 
@@ -67,8 +74,20 @@ struct Study {
                     std::to_string(o.seed));
     auto split = make_split(*train_source, o.labelled_fraction, o.seed);
     save_split(split, path("split.json"));
-    training = subset(*train_source, split.training);
     additional = subset(*train_source, split.additional);
+    std::vector<std::size_t> trained = split.training;
+    if (o.validation_fraction > 0) {
+      // The held-out part of the labelled images, per class, seeded apart from the split.
+      auto labelled = subset(*train_source, split.training);
+      const auto held = make_split(*labelled, 1 - o.validation_fraction, mix_seed(o.seed, 1));
+      trained.clear();
+      std::vector<std::size_t> held_out;
+      for (auto i : held.training) trained.push_back(split.training[i]);
+      for (auto i : held.additional) held_out.push_back(split.training[i]);
+      validation = subset(*train_source, held_out);
+      r.validation_images = validation->size();
+    }
+    training = subset(*train_source, trained);
     r.training_images = training->size();
     r.additional_images = additional->size();
   }
@@ -104,15 +123,19 @@ struct Study {
     so.batch_size = o.batch_size;
     so.threads = o.threads;
     so.quiet = o.quiet;
-    ScoreWriter writer(path("scores.csv"), score_value_columns(reference, model, so));
-    score_images(model, reference, *additional, so, [&](const ScoreRow& row) { writer.write(row); });
-    writer.commit();
+    for (auto [source, file] : {std::pair{additional.get(), "scores.csv"}, std::pair{validation.get(), "validation-scores.csv"}}) {
+      if (!source) continue;
+      ScoreWriter writer(path(file), score_value_columns(reference, model, so));
+      score_images(model, reference, *source, so, [&](const ScoreRow& row) { writer.write(row); });
+      writer.commit();
+    }
   }
 
   // Everything below works from the scores file, exactly as `select` would.
   void compare_selections() {
     const std::size_t k = r.class_names.size();
     auto table = read_score_table(path("scores.csv"));
+    add_fusions(table);
     r.scores = table.value_columns;
     std::vector<std::vector<std::size_t>> rows_of_class(k);
     std::vector<bool> right_rows(table.rows.size());
@@ -128,7 +151,9 @@ struct Study {
     sel.fraction = o.select_fraction;
     for (const auto& column : r.scores) {
       auto chosen = select_rows(table, column, sel, k);
-      write_selection(path("selection_" + column + ".csv"), table, column, chosen);
+      std::string file = column;
+      std::replace(file.begin(), file.end(), ':', '_');
+      write_selection(path("selection_" + file + ".csv"), table, column, chosen);
       auto stats = selection_stats(table, chosen, k);
       auto& precision = r.precision[column];
       for (std::size_t c = 0; c < k; ++c) precision.push_back(stats.per_class[c].precision());
@@ -157,6 +182,36 @@ struct Study {
     r.comparison_options.bootstrap.resamples = o.resamples;
     r.comparison_options.bootstrap.seed = o.seed;
     r.comparisons = compare_scores(table, r.scores, k, r.comparison_options);
+    if (validation) {
+      auto held = read_score_table(path("validation-scores.csv"));
+      add_fusions(held);
+      r.validation_comparisons = compare_scores(held, r.scores, k, r.comparison_options);
+      // The learned fusion was fitted on these very images: it is not chosen here.
+      const ScoreComparison* best = nullptr;
+      for (const auto& c : r.validation_comparisons)
+        if (c.column != "learned" && (!best || c.precision > best->precision)) best = &c;
+      r.chosen_on_validation = best->column;
+    }
+  }
+
+  // The rank fusions asked for, and with a validation part the learned fusion of every
+  // score, fitted there (written to fusion.json; `select --by learned:fusion.json`).
+  void add_fusions(ScoreTable& table) {
+    for (const auto& recipe : o.fuse) add_fused_column(table, recipe);
+    if (!validation) return;
+    if (r.learned.columns.empty()) {
+      auto held = read_score_table(path("validation-scores.csv"));
+      r.learned = fit_learned_fusion(held, held.value_columns, {});
+      write_file_atomic(path("fusion.json"), r.learned.to_json().dump(2) + "\n");
+    }
+    std::vector<std::size_t> at;
+    for (const auto& c : r.learned.columns) at.push_back(table.column(c));
+    std::vector<double> values(at.size());
+    table.value_columns.push_back("learned");
+    for (auto& row : table.rows) {
+      for (std::size_t c = 0; c < at.size(); ++c) values[c] = row.values[at[c]];
+      row.values.push_back(r.learned.apply(values));
+    }
   }
 
   void train_reference() {
@@ -265,6 +320,17 @@ std::string format_study(const StudyResult& r) {
   verdict("Selection precision", r.precision);
   verdict("AUROC", r.auroc);
   if (!r.comparisons.empty()) s += "\n" + comparison_text(r.comparisons, r.comparison_options);
+  if (!r.chosen_on_validation.empty()) {
+    for (const auto& c : r.comparisons)
+      if (c.column == r.chosen_on_validation) {
+        std::snprintf(buf, sizeof buf,
+                      "\nChosen on the %zu held-out labelled images (best precision there, the learned fusion aside): %s.\n"
+                      "On the pool it selects with precision %.4f, %+.4f [%+.4f, %+.4f] against msp.\n",
+                      r.validation_images, c.column.c_str(), c.precision, c.precision_difference.value,
+                      c.precision_difference.lower, c.precision_difference.upper);
+        s += buf;
+      }
+  }
   if (!r.exclusions.empty()) {
     s += "Taps excluded from the image score:\n";
     for (const auto& e : r.exclusions) s += "  " + e + "\n";

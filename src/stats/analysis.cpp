@@ -10,6 +10,7 @@
 #include "imagescore/core/names.hpp"
 #include "imagescore/core/random.hpp"
 #include "imagescore/core/error.hpp"
+#include "imagescore/score/fusion.hpp"
 #include "imagescore/stats/metrics.hpp"
 
 namespace imagescore {
@@ -167,9 +168,20 @@ RiskCoverage risk_coverage(const std::vector<double>& score, const std::vector<b
   return curve;
 }
 
-nlohmann::json analyze_scores(const ScoreTable& test, const ScoreTable* training, const AnalysisOptions& options) {
-  if (test.rows.empty()) fail(test.path, "no rows to analyse");
-  if (training && training->rows.empty()) fail(training->path, "no rows to analyse");
+nlohmann::json analyze_scores(const ScoreTable& test_table, const ScoreTable* training_table, const AnalysisOptions& options) {
+  if (test_table.rows.empty()) fail(test_table.path, "no rows to analyse");
+  if (training_table && training_table->rows.empty()) fail(training_table->path, "no rows to analyse");
+  // Fused columns are computed per table, on copies.
+  ScoreTable test = test_table, training_copy;
+  const ScoreTable* training = nullptr;
+  if (training_table) {
+    training_copy = *training_table;
+    training = &training_copy;
+  }
+  for (const auto& recipe : options.fuse) {
+    add_fused_column(test, recipe);
+    if (training) add_fused_column(training_copy, recipe);
+  }
   const std::vector<bool> test_correct = correctness(test);
   const std::vector<bool> training_correct = training ? correctness(*training) : std::vector<bool>{};
 

@@ -15,6 +15,7 @@ void add_analysis_options(CLI::App& command, AnalysisOptions& analysis, std::str
   command.add_option("--resamples", analysis.bootstrap.resamples, "Bootstrap resamples for the intervals")->default_val(1000);
   command.add_option("--seed", analysis.bootstrap.seed, "Seed of the bootstrap")->default_val(0);
   command.add_option("--confidence", analysis.bootstrap.confidence, "Level of the bootstrap intervals")->default_val(0.95);
+  command.add_option("--fuse", analysis.fuse, "Fused columns to add: rank:A+B, learned:FILE (comma-separated)")->delimiter(',');
 }
 
 void add_analyze_command(CLI::App& app) {

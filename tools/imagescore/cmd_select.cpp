@@ -1,6 +1,7 @@
 // imagescore select: pick pseudo-labelled images by any score column.
 #include "common.hpp"
 #include "imagescore/core/error.hpp"
+#include "imagescore/score/fusion.hpp"
 #include "imagescore/select/select.hpp"
 
 namespace imagescore::cli {
@@ -20,7 +21,7 @@ void add_select_command(CLI::App& app) {
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("select", "Select images per predicted class by a score");
   cmd->add_option("--scores", opt->scores, "Scores CSV from `imagescore score`")->required();
-  cmd->add_option("--by", opt->by, "Score column to rank by")->default_val("image_score");
+  cmd->add_option("--by", opt->by, "Score column to rank by, or a fusion: rank:A+B, learned:FILE (docs/method.md)")->default_val("image_score");
   auto* fraction = cmd->add_option("--fraction", opt->fraction, "Keep this share of each class's candidates");
   auto* alpha = cmd->add_option("--alpha", opt->alpha, "One fraction per class (comma-separated)")->delimiter(',');
   auto* top = cmd->add_option("--top", opt->top, "Keep this many per class (overall with --global)");
@@ -53,7 +54,7 @@ void add_select_command(CLI::App& app) {
         fail("select", "give one of --fraction, --alpha, --top or --min-score");
       }
       auto table = read_score_table(o.scores);
-      table.column(o.by);  // fails early, naming the file, if the column is missing
+      add_fused_column(table, o.by);  // a fused column is computed; a missing one fails, naming the file
       std::size_t classes = o.classes;
       if (o.classes == 0)
         for (const auto& row : table.rows) classes = std::max(classes, std::size_t(row.pred) + 1);

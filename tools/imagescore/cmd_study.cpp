@@ -25,6 +25,11 @@ void add_study_command(CLI::App& app) {
   cmd->add_option("--lr", s.train.optimizer.learning_rate, "Learning rate (Adam)")->default_val(1e-3);
   cmd->add_option("--select-fraction", s.select_fraction, "Share of each class's candidates selected")->default_val(0.3);
   cmd->add_option("--rho", s.fit.profile.rho, "Threshold factor")->default_val(0.5);
+  cmd->add_option("--validation", s.validation_fraction,
+                  "Share of the labelled images held out of training, to fit the learned fusion and choose the best "
+                  "selector (0: none)")
+      ->default_val(0.1);
+  cmd->add_option("--fuse", s.fuse, "Rank fusions to compare too, such as rank:msp+trust (comma-separated)")->delimiter(',');
   cmd->add_option("--scores", s.scores, "Scores to compare (default: every cheap score; see `score --help`)")->delimiter(',');
   cmd->add_option("--resamples", s.resamples, "Bootstrap resamples of the comparison with msp")->default_val(200);
   cmd->add_option("--norm", opt->norm, "linf, l1 or l2")->default_val("linf");

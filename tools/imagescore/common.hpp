@@ -58,6 +58,7 @@ void add_selftrain_command(CLI::App& app);
 void add_stats_command(CLI::App& app);
 void add_assemble_command(CLI::App& app);
 void add_detect_command(CLI::App& app);
+void add_fuse_command(CLI::App& app);
 
 // --bins, --binning (into `binning`, parsed later), --resamples, --seed, --confidence:
 // shared by analyze and report.

@@ -79,6 +79,7 @@ int run_command_line(int argc, char** argv) {
   add_stats_command(app);
   add_assemble_command(app);
   add_detect_command(app);
+  add_fuse_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -14,6 +14,7 @@
 
 #include "imagescore/pipeline/comparison.hpp"
 #include "imagescore/score/fitted.hpp"
+#include "imagescore/score/fusion.hpp"
 #include "imagescore/score/score.hpp"
 #include "imagescore/train/train.hpp"
 
@@ -23,6 +24,10 @@ struct StudyOptions {
   std::string data = "fashion-mnist";
   std::string out_dir;
   double labelled_fraction = 0.1;
+  // Share of each class of the labelled part held out of training: the learned fusion is
+  // fitted there and the best selector chosen there, never on the scored pool (0: none).
+  double validation_fraction = 0.1;
+  std::vector<std::string> fuse;    // rank fusions to compare too (rank:A+B)
   std::uint64_t seed = 0;
   std::string arch = "small-cnn";
   TrainOptions train;               // for the model trained on the labelled part
@@ -40,7 +45,7 @@ struct StudyOptions {
 struct StudyResult {
   std::vector<std::string> class_names;
   std::vector<std::string> scores;                // score columns compared
-  std::size_t training_images = 0, additional_images = 0;
+  std::size_t training_images = 0, validation_images = 0, additional_images = 0;
   double test_accuracy = 0;                       // model trained on the labelled part
   double additional_accuracy = 0;                 // its pseudo-label accuracy on the additional part
   double reference_test_accuracy = -1;            // fully supervised model (-1: not trained)
@@ -50,7 +55,10 @@ struct StudyResult {
   std::map<std::string, std::vector<double>> auroc;      // score -> per class, then overall last
   std::vector<std::string> exclusions;
   ComparisonOptions comparison_options;
-  std::vector<ScoreComparison> comparisons;       // every score against msp
+  std::vector<ScoreComparison> comparisons;       // every score against msp, on the pool
+  std::vector<ScoreComparison> validation_comparisons;  // the same on the validation part
+  std::string chosen_on_validation;               // the best precision there (empty: no validation)
+  LearnedFusion learned;                          // fitted on the validation part
   nlohmann::json to_json() const;
 };
 

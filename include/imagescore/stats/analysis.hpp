@@ -71,6 +71,7 @@ struct RiskCoverage {
 RiskCoverage risk_coverage(const std::vector<double>& score, const std::vector<bool>& correct, std::size_t max_points);
 
 struct AnalysisOptions {
+  std::vector<std::string> fuse;  // fused columns to add and analyse too (score/fusion.hpp)
   std::size_t bins = 10;
   Binning binning = Binning::Width;
   BootstrapOptions bootstrap;
