@@ -52,7 +52,8 @@ nlohmann::json StudyResult::to_json() const {
           {"validation", validation_images == 0 ? nlohmann::json(nullptr)
                                                 : nlohmann::json{{"versus_msp", comparison_json(validation_comparisons, comparison_options)},
                                                                  {"chosen", chosen_on_validation},
-                                                                 {"learned_fusion", learned.to_json()}}},
+                                                                 {"learned_fusion", learned_skipped.empty() ? learned.to_json() : nlohmann::json(nullptr)},
+                                                                 {"learned_fusion_skipped", learned_skipped}}},
           {"excluded_taps", exclusions}};
 }
 
@@ -198,10 +199,18 @@ struct Study {
   // score, fitted there (written to fusion.json; `select --by learned:fusion.json`).
   void add_fusions(ScoreTable& table) {
     for (const auto& recipe : o.fuse) add_fused_column(table, recipe);
-    if (!validation) return;
+    if (!validation || !r.learned_skipped.empty()) return;
     if (r.learned.columns.empty()) {
       auto held = read_score_table(path("validation-scores.csv"));
-      r.learned = fit_learned_fusion(held, held.value_columns, {});
+      const FusionFitOptions fit;
+      std::size_t wrong = 0;
+      for (const auto& row : held.rows) wrong += row.label != row.pred;
+      if (wrong < fit.folds || held.rows.size() - wrong < fit.folds) {
+        r.learned_skipped = "the " + std::to_string(held.rows.size()) + " held-out images have " + std::to_string(wrong) +
+                            " wrong predictions: too few to fit a combination";
+        return;
+      }
+      r.learned = fit_learned_fusion(held, held.value_columns, fit);
       write_file_atomic(path("fusion.json"), r.learned.to_json().dump(2) + "\n");
     }
     std::vector<std::size_t> at;
@@ -320,6 +329,7 @@ std::string format_study(const StudyResult& r) {
   verdict("Selection precision", r.precision);
   verdict("AUROC", r.auroc);
   if (!r.comparisons.empty()) s += "\n" + comparison_text(r.comparisons, r.comparison_options);
+  if (!r.learned_skipped.empty()) s += "\nNo learned fusion: " + r.learned_skipped + ".\n";
   if (!r.chosen_on_validation.empty()) {
     for (const auto& c : r.comparisons)
       if (c.column == r.chosen_on_validation) {

@@ -55,6 +55,8 @@ check "top 2 per class" test "$(($(wc -l < top.csv) - 1))" -le 20
 
 "$imagescore" study --data $data --out study --epochs 2 --reference-epochs 1 -q > study.txt
 check "study prints the comparison" grep -q 'Precision of the pseudo-labels' study.txt
+check "study says why it fitted no learned fusion on separable data" grep -q "No learned fusion: the .* held-out images have 0 wrong predictions" study.txt
+check "summary records the skipped fusion" grep -q "\"learned_fusion_skipped\": \"the " study/summary.json
 check "study writes its files" test -s study/summary.json -a -s study/scores.csv -a -s study/selection_image_score.csv
 
 # Bad input.

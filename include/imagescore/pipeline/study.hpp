@@ -59,6 +59,7 @@ struct StudyResult {
   std::vector<ScoreComparison> validation_comparisons;  // the same on the validation part
   std::string chosen_on_validation;               // the best precision there (empty: no validation)
   LearnedFusion learned;                          // fitted on the validation part
+  std::string learned_skipped;                    // why it was not fitted (empty: it was)
   nlohmann::json to_json() const;
 };
 
