@@ -42,6 +42,7 @@ from ._core import (
     hardware_threads,
     load_model,
     load_profiles,
+    make_split,
     merge_profiles,
     open_data,
     output_tap,

@@ -6,9 +6,10 @@ calls. The default taps follow the same rule as for TorchScript models
 (docs/torchscript.md), and ``output`` is the softmax of the logits computed in double per
 row. A module may instead return ``(logits, features)`` with ``features`` a dict or list of
 tensors: then those are its taps. Like the library's models, the module runs in chunks of
-exactly 32 images on the CPU (256 on a GPU), the last padded with blank images, so that an
-image's activations do not depend on the batch it came in: the scores equal those of the
-command line on the module's TorchScript export (docs/python.md).
+exactly 32 images on the CPU (256 on a GPU), cut by position in the stream of batches and
+the last padded with blank images, so that an image's activations do not depend on the
+DataLoader's batch size: with the same pixels and thread count, the profiles and scores
+equal those of the command line on the module's TorchScript export (docs/python.md).
 
 Batches are what a DataLoader yields: the images (a float tensor or array [N, C, H, W],
 already normalised), or a tuple (images, labels) or (images, labels, ids).
@@ -50,7 +51,7 @@ def _to_host(tensor):
 
 class TorchModel:
     """A torch.nn.Module as imagescore sees a model: its taps with their shapes (from one
-    forward pass of a blank input of ``input_shape``), default taps, classes and weights hash.
+    forward pass of a blank input of ``input_shape``), default taps and classes.
     """
 
     def __init__(self, module, input_shape, classes=None):
@@ -64,33 +65,40 @@ class TorchModel:
         calls, shapes, features, logits = self._probe()
         self.features_convention = features is not None
         if self.features_convention:
-            taps = [(name, tuple(value.shape[1:])) for name, value in features]
-            defaults = [name for name, _ in taps]
+            self._hidden = [(name, tuple(value.shape[1:])) for name, value in features]
+            self._defaults = [name for name, _ in self._hidden]
         else:
-            taps = [(call[0], shapes[call[0]]) for call in calls if call[0] in shapes]
-            defaults = _core.default_tap_names(calls)
+            self._hidden = [(call[0], shapes[call[0]]) for call in calls if call[0] in shapes]
+            self._defaults = _core.default_tap_names(calls)
         if logits.dim() != 2:
             raise _error("model", f"the output is not [batch, classes] logits (shape {tuple(logits.shape)})")
         self.num_classes = int(logits.shape[1])
+        self.classes = self._class_names(classes)
+        self._taps = self.describe()
+
+    def _class_names(self, classes):
         if classes is None:
-            classes = [str(c) for c in range(self.num_classes)]
+            return [str(c) for c in range(self.num_classes)]
         classes = [str(c) for c in classes]
         if len(classes) != self.num_classes:
             raise _error("classes", f"{len(classes)} class names for a model that outputs {self.num_classes} classes")
-        self.description = _core.Model.describe(classes, taps, defaults, weights_hash(module), ARCH, list(self.input_shape))
+        return classes
+
+    def describe(self, classes=None):
+        """The model as the library sees it (an imagescore.Model), with these class names
+        (default: the model's) and the hash of the module's weights as they are now."""
+        classes = self.classes if classes is None else self._class_names(classes)
+        return _core.Model.describe(classes, self._hidden, self._defaults, weights_hash(self.module), ARCH,
+                                    list(self.input_shape))
 
     @property
     def taps(self):
         """Every tap as (name, shape) in call order; the last is ``output``."""
-        return self.description.taps
+        return self._taps.taps
 
     @property
     def default_taps(self):
-        return self.description.default_taps
-
-    @property
-    def classes(self):
-        return self.description.classes
+        return self._taps.default_taps
 
     @property
     def device(self):
@@ -320,7 +328,7 @@ def profile(module, batches, *, classes=None, taps=None, rho=0.5, norm="linf", s
     """
     images, stream = _first(batches)
     model = module if isinstance(module, TorchModel) else TorchModel(module, tuple(images.shape[1:]), classes)
-    builder = _core.ProfileBuilder(model.description, list(taps or []), rho, norm, scale, global_profile)
+    builder = _core.ProfileBuilder(model.describe(classes), list(taps or []), rho, norm, scale, global_profile)
     names = [name for name, _ in builder.taps]
     bar = _Progress("profile", progress)
     for images, labels, _ in _chunks(stream, model.chunk, model.input_shape):
@@ -341,9 +349,7 @@ def score(module, profiles, batches, *, overlap="recall", floor=0.0, by="predict
     model = module if isinstance(module, TorchModel) else TorchModel(module, tuple(images.shape[1:]))
     if len(profiles.classes) != model.num_classes:
         raise _error(profiles.name, f"profiles of {len(profiles.classes)} classes, the model outputs {model.num_classes}")
-    if list(model.classes) != list(profiles.classes):
-        model = TorchModel(model.module, model.input_shape, profiles.classes)
-    profiles.check_model(model.description)
+    profiles.check_model(model.describe(profiles.classes))
     scorer = _core.Scorer(profiles, overlap, floor, by, per_tap)
     columns = {name: [] for name in ["id", "label", "pred"] + scorer.columns}
     bar = _Progress("score", progress)

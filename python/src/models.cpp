@@ -233,6 +233,16 @@ void bind_models(py::module_& m) {
       }, py::arg("mean") = py::none(), py::arg("std") = py::none(), py::arg("batch_size") = 256, py::arg("threads") = 0,
          "Batches normalised as (x / 255 - mean) / std, exactly as the command line feeds a model");
 
+  m.def("make_split", [](const std::shared_ptr<ImageSource>& source, double fraction, std::uint64_t seed) {
+    const DataSplit split = interruptible([&] { return make_split(*source, fraction, seed); });
+    auto positions = [](const std::vector<std::size_t>& v) {
+      return owned_array(std::vector<std::int64_t>(v.begin(), v.end()), {py::ssize_t(v.size())});
+    };
+    return py::make_tuple(positions(split.training), positions(split.additional));
+  }, py::arg("source"), py::arg("fraction"), py::arg("seed") = 0,
+     "(training, additional) positions: per class, round(fraction * class size) images kept labelled, as "
+     "`imagescore split` chooses them");
+
   m.def("open_data", [](const std::string& spec, const std::string& split, const std::string& split_file,
                         const std::string& part) {
     return std::shared_ptr<ImageSource>(interruptible([&] { return open_data_part(spec, split, split_file, part); }));

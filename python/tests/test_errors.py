@@ -190,6 +190,13 @@ def test_pytorch_modules(idx_data, tmp_path):
         ist.score(changed, loaded, [rgb])
     with raises(isc.OptionError, "by: the profile file holds per-class profiles, not a global one"):
         ist.score(twin, resnet_profiles, [rgb], by="global")
+    # A TorchModel hashes the weights as they are at each run: trained further, it is another model.
+    tapped = ist.TorchModel(twin, (3, 16, 16), list("abcd"))
+    before = ist.profile(tapped, [(rgb, torch.tensor([0, 1, 2, 3]))])
+    with torch.no_grad():
+        twin.fc.weight[0, 0] += 1
+    with pytest.raises(isc.ImageScoreError, match=r"^profiles: profile from another model"):
+        ist.score(tapped, before, [rgb])
 
 
 class _Strange(torch.nn.Module):
@@ -215,3 +222,20 @@ def test_a_tap_a_batch_does_not_reach():
     with raises(isc.ImageScoreError, "tap 'right': was not called in this forward pass (a branch of the module's "
                 "control flow?): choose taps that every image passes through"):
         ist.profile(module, [(torch.ones(32, 1, 2, 2), torch.arange(32) % 2)])
+
+
+def test_odd_arguments(idx_data):
+    with raises(isc.ImageScoreError, "logits: expected an array, got <class 'object'>"):
+        isc.baseline_scores(object())
+    with raises(isc.ImageScoreError, "score: must be one value per image, got the shape [1, 1]"):
+        isc.auroc([[0.1]], [True])
+    with raises(isc.ImageScoreError, "ids: must not be negative"):
+        isc.ScoreTable([-1], [0], {})
+    with raises(isc.ImageScoreError, f"{idx_data}: index 99 outside the 50 images"):
+        isc.open_data(idx_data, "test").subset([99])
+    with pytest.raises(IndexError):
+        isc.open_data(idx_data, "test").read(50)
+    with raises(isc.OptionError, "taps: default tap 'z' is not a tap"):
+        isc.Model.describe(["a"], [("x", (2,))], ["z"], "h")
+    with raises(isc.ImageScoreError, "model: a model described from Python runs in Python (imagescore.torch), not in the library"):
+        isc.Model.describe(["a"], [], [], "h", input_shape=[1, 1, 1]).forward(np.zeros((1, 1, 1, 1), np.float32))

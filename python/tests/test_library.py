@@ -65,3 +65,12 @@ def test_selection_and_analysis_are_the_cli_s(tmp_path):
     read_back = isc.read_scores(str(tmp_path / "scores.csv"))
     mine = isc.analyze(read_back, bins=4, binning="quantile", resamples=60, seed=9)
     assert mine == json.loads((tmp_path / "analysis.json").read_text())
+
+
+def test_splits_are_the_cli_s(idx_data, tmp_path):
+    run_cli("split", "--data", idx_data, "--fraction", "0.3", "--seed", "4", "--out", tmp_path / "split.json")
+    saved = json.loads((tmp_path / "split.json").read_text())
+    training, additional = isc.make_split(isc.open_data(idx_data), 0.3, seed=4)
+    assert training.tolist() == saved["training"] and additional.tolist() == saved["additional"]
+    part = isc.open_data(idx_data, split_file=str(tmp_path / "split.json"), part="additional")
+    assert [part.id(i) for i in range(len(part))] == saved["additional"]

@@ -67,7 +67,7 @@ def test_taps_defaults_and_weights_hash_are_the_cli_s(name):
     module.load_state_dict(torch.jit.load(str(FIXTURES / f"{name}.pt")).state_dict())
     info = json.loads(run_cli("model", "info", "--model", FIXTURES / f"{name}.pt", "--json"))
     model = ist.TorchModel(module, info["input"], info["classes"])
-    assert model.description.weights_hash == info["weights_hash"]
+    assert model.describe().weights_hash == info["weights_hash"]
     defaults = [t["name"] for t in info["taps"] if t["default"]]
     tapped = [(t["name"], tuple(t["shape"])) for t in info["taps"]]
     if name == "control_flow":
