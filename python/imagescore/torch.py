@@ -333,7 +333,7 @@ def profile(module, batches, *, classes=None, taps=None, rho=0.5, norm="linf", s
     bar = _Progress("profile", progress)
     for images, labels, _ in _chunks(stream, model.chunk, model.input_shape):
         _, activations = model.forward(images, names)
-        builder.add(activations, labels)
+        builder.add(activations, labels, images.shape[0])
         bar.advance(images.shape[0])
     bar.finish()
     return builder.finish(data, tuple(shard))

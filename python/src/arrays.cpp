@@ -50,7 +50,7 @@ py::array as_array(py::handle value, const std::string& what) {
   // A torch tensor: .numpy() shares the memory of a CPU tensor.
   if (py::hasattr(object, "detach") && py::hasattr(object, "numpy")) object = object.attr("detach")().attr("cpu")().attr("numpy")();
   if (!py::isinstance<py::array>(object)) {
-    if (!is_sequence(object) && !py::isinstance<py::iterable>(object))
+    if (!py::isinstance<py::iterable>(object))
       fail(what, "expected an array, got " + py::str(py::type::of(object)).cast<std::string>());
     object = py::module_::import("numpy").attr("asarray")(object);
   }
@@ -131,7 +131,7 @@ std::size_t rows_of(py::handle values, const std::string& what) {
   } else {
     fail(what, "expected a dict by tap name or a list in tap order");
   }
-  if (is_sequence(first)) fail(what, "give the number of images (activation blocks may hold padding rows)");
+  if (is_sequence(first)) fail(what, "give the number of images: activation blocks may hold padding rows");
   py::array a = as_array(first, what);
   if (a.ndim() < 1) fail(what, "activations need one row per image");
   return std::size_t(a.shape(0));

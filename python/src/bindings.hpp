@@ -54,7 +54,7 @@ std::vector<std::int64_t> int_vector(py::handle value, const std::string& what, 
 std::vector<double> double_vector(py::handle value, const std::string& what, std::size_t rows = 0);
 std::vector<bool> bool_vector(py::handle value, const std::string& what, std::size_t rows = 0);
 
-// The rows of the first array of `values` (a dict or a sequence of arrays or block lists).
+// The rows of the first array of `values` (a dict or a sequence of arrays).
 std::size_t rows_of(py::handle values, const std::string& what);
 
 // ---- profiles --------------------------------------------------------------------------
@@ -82,11 +82,8 @@ std::vector<TapInfo> chosen_taps(const Model& model, const std::vector<std::stri
 
 // Runs `call` without the GIL, with SIGINT interrupting the library's long loops (the
 // library then throws Interrupted, which Python receives as KeyboardInterrupt).
-template <typename Call>
-auto interruptible(Call&& call) -> decltype(call());
 void begin_interruptible();
 void end_interruptible();
-
 template <typename Call>
 auto interruptible(Call&& call) -> decltype(call()) {
   py::gil_scoped_release release;

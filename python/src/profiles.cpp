@@ -33,12 +33,12 @@ class Builder {
   Builder(const std::shared_ptr<Model>& model, const std::vector<std::string>& taps, const ProfileOptions& options)
       : taps_(chosen_taps(*model, taps)), global_(options.global), builder_(*model, resolve_taps(*model, taps), options) {}
 
-  void add(py::handle activations, py::object labels) {
+  void add(py::handle activations, py::object labels, py::object images) {
     std::size_t rows = 0;
     std::vector<std::int64_t> class_of;
     if (labels.is_none()) {
       if (!global_) fail("labels", "per-class profiles need a label for every image");
-      rows = rows_of(activations, "activations");
+      rows = images.is_none() ? rows_of(activations, "activations") : images.cast<std::size_t>();
     } else {
       class_of = int_vector(labels, "labels");
       rows = class_of.size();
@@ -184,8 +184,10 @@ void bind_profiles(py::module_& m) {
         for (const auto& t : b.taps()) out.append(py::make_tuple(t.name, py::tuple(py::cast(t.shape))));
         return out;
       })
-      .def("add", &Builder::add, py::arg("activations"), py::arg("labels") = py::none(),
-           "Adds one batch: activations by tap (dict, or list in tap order) and one label per image")
+      .def("add", &Builder::add, py::arg("activations"), py::arg("labels") = py::none(), py::arg("images") = py::none(),
+           "Adds one batch: activations by tap (dict, or list in tap order) and one label per image (a global "
+           "profile needs none; `images` gives their number where the activations are blocks). After an error, "
+           "start a new builder: the batch may have been added in part")
       .def("finish", &Builder::finish, py::arg("data") = "", py::arg("shard") = std::make_pair(1, 1),
            "The profiles so far; `data` names the reference images, `shard` = (i, k) marks part i of k");
 

@@ -103,6 +103,12 @@ def test_taps_by_name_a_module_called_twice_and_global_profiles(png_data, tmp_pa
     assert (tmp_path / "python.st").read_bytes() == (tmp_path / "cli.st").read_bytes()
     scores = ist.score(module, profiles, loader(png_data, "test", name, 10), by="global", overlap="jaccard", floor=0.01)
     assert_tables_equal(scores, isc.read_scores(str(tmp_path / "cli.csv")))
+    # A global profile needs no labels: batches of images alone give the same.
+    images = loader(png_data, "train", name, 1000).dataset.tensors[0]
+    unlabelled = ist.profile(module, [images[:40], images[40:]], classes=["a", "b", "c", "d"], taps=taps.split(","),
+                             global_profile=True, rho=0.3, norm="l2", scale="sum", data=png_data)
+    unlabelled.save(str(tmp_path / "unlabelled.st"))
+    assert (tmp_path / "unlabelled.st").read_bytes() == (tmp_path / "cli.st").read_bytes()
 
 
 def test_shards_merge_into_one_pass(idx_data, tmp_path):
