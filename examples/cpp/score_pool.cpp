@@ -1,6 +1,7 @@
-// Profiles a model on its labelled reference images, scores a pool of images into a
-// scores file (the command line's format) and prints how well each score tells right
-// from wrong predictions: `imagescore profile` and `imagescore score` in one program.
+// Fits every cheap fitted score of a model on its labelled reference images, scores a pool
+// of images into a scores file (the command line's format) and prints how well each score
+// tells right from wrong predictions: `imagescore profile` and `imagescore score` in one
+// program.
 //
 // usage: score_pool MODEL REFERENCE_DATA POOL_DATA SCORES_CSV
 //   e.g. score_pool model.st fashion-mnist fashion-mnist scores.csv   (train split, then test split)
@@ -11,7 +12,7 @@
 #include "imagescore/core/runtime.hpp"
 #include "imagescore/core/version.hpp"
 #include "imagescore/models/model.hpp"
-#include "imagescore/score/profile.hpp"
+#include "imagescore/score/fitted.hpp"
 #include "imagescore/score/score.hpp"
 #include "imagescore/score/scores_table.hpp"
 #include "imagescore/stats/metrics.hpp"
@@ -28,18 +29,19 @@ int main(int argc, char** argv) {
     auto reference = imagescore::open_data(argv[2], imagescore::SplitName::Train);
     auto pool = imagescore::open_data(argv[3], imagescore::SplitName::Test);
 
-    imagescore::ProfileRunOptions profile_options;
-    profile_options.quiet = true;
-    const imagescore::ProfileSet profiles = imagescore::build_profiles(*model, *reference, profile_options);
+    // Every cheap fitted score: the image score's profiles, kNN, trust score, Mahalanobis...
+    imagescore::FitRunOptions fit_options;
+    fit_options.quiet = true;
+    const imagescore::ReferenceSet fitted = imagescore::fit_reference(*model, *reference, fit_options);
 
     imagescore::ScoreRunOptions score_options;
     score_options.quiet = true;
-    const auto columns = imagescore::score_value_columns(profiles, score_options.per_tap);
+    const auto columns = imagescore::score_value_columns(fitted, *model, score_options);
     imagescore::ScoreWriter writer(argv[4], columns);
     // Rows stream past: neither the scores nor the AUROCs hold the pool in memory.
     std::vector<imagescore::StreamingAuroc> aurocs(columns.size());
     const std::size_t images =
-        imagescore::score_images(*model, profiles, *pool, score_options, [&](const imagescore::ScoreRow& row) {
+        imagescore::score_images(*model, fitted, *pool, score_options, [&](const imagescore::ScoreRow& row) {
           writer.write(row);
           for (std::size_t c = 0; c < columns.size(); ++c) aurocs[c].add(row.values[c], row.label == row.pred);
         });

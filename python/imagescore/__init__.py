@@ -2,16 +2,18 @@
 
 The same library as the command-line program, with the same numbers (docs/python.md):
 
-- profiles: ``ProfileBuilder`` (streamed batches of activations, NumPy arrays or torch
-  tensors, zero-copy for C-contiguous float32), ``merge_profiles``, ``load_profiles`` and
-  ``ProfileSet.save`` (the files the command line reads and writes);
-- scores: ``Scorer`` (the image score and the baseline scores of batches),
-  ``baseline_scores``, ``ScoreTable`` (the scores file, ``read_scores``, ``save``,
-  ``to_pandas``);
+- fitted scores: ``ReferenceBuilder`` fits the image score's profiles, kNN and trust score,
+  Mahalanobis and NAC from streamed batches of activations (NumPy arrays or torch tensors,
+  zero-copy for C-contiguous float32); ``merge_references``, ``load_reference`` and
+  ``ReferenceSet.save`` (the files the command line reads and writes); ``ProfileBuilder``
+  and ``ProfileSet`` for the image score's profiles alone;
+- scores: ``Scorer`` (every score of a reference set, and the softmax scores, of batches),
+  ``baseline_scores``, ``score_registry``, ``ScoreTable`` (the scores file,
+  ``read_scores``, ``save``, ``to_pandas``);
 - selection and analysis: ``select``, ``selection_stats``, ``write_selection``, ``auroc``
   and the other metrics, ``detection_metrics`` (bootstrap intervals), ``analyze``;
-- library models and data: ``load_model``, ``open_data``, ``build_profiles``,
-  ``score_source``;
+- library models and data: ``load_model``, ``open_data``, ``make_split``,
+  ``fit_reference``, ``build_profiles``, ``score_source``;
 - ``imagescore.torch``: profile and score any ``torch.nn.Module`` over a DataLoader.
 
 Errors raise ``ImageScoreError`` (a ``ValueError``) with the library's one-line message;
@@ -25,6 +27,8 @@ from ._core import (
     OptionError,
     ProfileBuilder,
     ProfileSet,
+    ReferenceBuilder,
+    ReferenceSet,
     Scorer,
     ScoreTable,
     __version__,
@@ -38,18 +42,21 @@ from ._core import (
     default_tap_names,
     detection_metrics,
     excess_aurc,
+    fit_reference,
     fpr_at_95_tpr,
     hardware_threads,
     load_model,
-    load_profiles,
+    load_reference,
     make_split,
     merge_profiles,
+    merge_references,
     open_data,
     output_tap,
     precision_at_top,
     read_scores,
     risk_coverage,
     score_columns,
+    score_registry,
     score_source,
     select,
     selection_stats,

@@ -318,43 +318,60 @@ def _first(batches):
     return _unpack(first)[0], itertools.chain([first], iterator)
 
 
-def profile(module, batches, *, classes=None, taps=None, rho=0.5, norm="linf", scale="mean", global_profile=False,
-            data="", shard=(1, 1), progress=False):
-    """Profiles of ``module`` from labelled batches (any labels unless ``global_profile``).
+def profile(module, batches, *, classes=None, scores=None, taps=None, rho=0.5, norm="linf", scale="mean",
+            global_profile=False, feature_tap=None, knn_k=0, trust_k=10, trust_alpha=0.0, shrinkage=1e-3,
+            max_memory=0, images=None, data="", shard=(1, 1), progress=False):
+    """The fitted scores of ``module`` from labelled batches: a ReferenceSet, as
+    ``imagescore profile`` writes it (``.save(path)``).
 
-    ``taps``: names (default: the default taps); ``rho``, ``norm``, ``scale``: as the
-    command line's options; ``data`` names the reference images in the file; ``shard`` =
-    (i, k) marks these batches as part i of k, for ``merge_profiles``.
+    ``scores``: registry names (default: every cheap fitted score a model without a known
+    linear head allows: image_score, knn, trust, mahalanobis, rel_mahalanobis; NAC needs the
+    head's weights); ``taps`` (the image score's), ``rho``, ``norm``, ``scale``,
+    ``global_profile`` (no labels needed), ``feature_tap``, ``knn_k``, ``trust_k``,
+    ``trust_alpha``, ``shrinkage``, ``max_memory``: as the command line's options;
+    ``images``: how many reference images come (default: ``len(batches.dataset)`` where
+    the batches have one), checked against ``max_memory`` before the features are stored;
+    ``data`` names the reference images in the file; ``shard`` = (i, k) marks these
+    batches as part i of k, for ``merge_references``.
     """
-    images, stream = _first(batches)
-    model = module if isinstance(module, TorchModel) else TorchModel(module, tuple(images.shape[1:]), classes)
-    builder = _core.ProfileBuilder(model.describe(classes), list(taps or []), rho, norm, scale, global_profile)
+    first, stream = _first(batches)
+    model = module if isinstance(module, TorchModel) else TorchModel(module, tuple(first.shape[1:]), classes)
+    if images is None:
+        images = len(batches.dataset) if hasattr(batches, "dataset") and hasattr(batches.dataset, "__len__") else 0
+    builder = _core.ReferenceBuilder(model.describe(classes), list(scores or []), list(taps or []), rho, norm, scale,
+                                     global_profile, feature_tap or "", knn_k, trust_k, trust_alpha, shrinkage,
+                                     max_memory=max_memory, data=data, images=images)
     names = [name for name, _ in builder.taps]
     bar = _Progress("profile", progress)
-    for images, labels, _ in _chunks(stream, model.chunk, model.input_shape):
-        _, activations = model.forward(images, names)
-        builder.add(activations, labels, images.shape[0])
-        bar.advance(images.shape[0])
+    for chunk, labels, ids in _chunks(stream, model.chunk, model.input_shape):
+        _, activations = model.forward(chunk, names)
+        rows = chunk.shape[0]
+        builder.add(activations, labels, np.arange(bar.images, bar.images + rows) if ids is None else ids, rows)
+        bar.advance(rows)
     bar.finish()
-    return builder.finish(data, tuple(shard))
+    return builder.finish(tuple(shard))
 
 
-def score(module, profiles, batches, *, overlap="recall", floor=0.0, by="predicted", per_tap=False, progress=False):
-    """The image score and the baseline scores of every image of ``batches``: a ScoreTable
-    (``table["image_score"]``, ``table.to_pandas()``, ``table.save(path)``) in batch order.
+def score(module, reference, batches, *, scores=None, overlap="recall", floor=0.0, by="predicted", per_tap=False,
+          progress=False):
+    """Every score of every image of ``batches``: a ScoreTable (``table["image_score"]``,
+    ``table.to_pandas()``, ``table.save(path)``) in batch order, with the columns of
+    ``imagescore score``.
 
+    ``reference``: a ReferenceSet (or a ProfileSet); ``scores``: registry names (default:
+    every cheap score the reference set allows); the options are the command line's.
     Image ids are the ids the batches carry, or positions 0, 1, ... in batch order.
     """
-    images, stream = _first(batches)
-    model = module if isinstance(module, TorchModel) else TorchModel(module, tuple(images.shape[1:]))
-    if len(profiles.classes) != model.num_classes:
-        raise _error(profiles.name, f"profiles of {len(profiles.classes)} classes, the model outputs {model.num_classes}")
-    profiles.check_model(model.describe(profiles.classes))
-    scorer = _core.Scorer(profiles, overlap, floor, by, per_tap)
+    first, stream = _first(batches)
+    model = module if isinstance(module, TorchModel) else TorchModel(module, tuple(first.shape[1:]))
+    if len(reference.classes) != model.num_classes:
+        raise _error(reference.name, f"profiles of {len(reference.classes)} classes, the model outputs {model.num_classes}")
+    scorer = _core.Scorer(reference, model.describe(reference.classes), list(scores or []), overlap, floor, by, per_tap)
+    names = [name for name, _ in scorer.taps]
     columns = {name: [] for name in ["id", "label", "pred"] + scorer.columns}
     bar = _Progress("score", progress)
-    for images, labels, ids in _chunks(stream, model.chunk, model.input_shape):
-        logits, activations = model.forward(images, profiles.tap_names)
+    for chunk, labels, ids in _chunks(stream, model.chunk, model.input_shape):
+        logits, activations = model.forward(chunk, names)
         rows = logits.shape[0]
         values = scorer.score(logits, activations, labels)
         columns["id"].append(np.arange(bar.images, bar.images + rows) if ids is None else ids)

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "imagescore/models/model.hpp"
+#include "imagescore/score/fitted.hpp"
 #include "imagescore/score/profile.hpp"
 
 namespace imagescore::python {
@@ -23,6 +24,7 @@ namespace py = pybind11;
 
 void bind_models(py::module_& m);
 void bind_profiles(py::module_& m);
+void bind_reference(py::module_& m);
 void bind_scores(py::module_& m);
 void bind_analysis(py::module_& m);
 
@@ -59,13 +61,23 @@ std::size_t rows_of(py::handle values, const std::string& what);
 
 // ---- profiles --------------------------------------------------------------------------
 
-// A profile set and the name that errors give it (its file, or "profiles"). Immutable
-// from Python, so that a scorer may keep a reference to it.
+// A profile set (the image score alone) and the name that errors give it.
 struct Profiles {
   ProfileSet set;
   std::string name = "profiles";
 };
 std::vector<TapInfo> profile_taps(const ProfileSet& set);
+
+// A reference set (every fitted score) and the name that errors give it (its file, or
+// "profiles"). Immutable from Python, so that scorers may share it.
+struct Reference {
+  std::shared_ptr<const ReferenceSet> set;
+  std::string name = "profiles";
+};
+
+// Checked options, as the command line takes them.
+ProfileOptions profile_options(double rho, const std::string& norm, const std::string& scale, bool global);
+std::pair<std::size_t, std::size_t> checked_shard(const std::pair<std::size_t, std::size_t>& shard);
 
 // ---- models ----------------------------------------------------------------------------
 
@@ -79,6 +91,8 @@ std::shared_ptr<Model> describe_model(const std::vector<std::string>& classes,
 
 // The hidden taps and `output` of a model by name, in the model's order (empty: defaults).
 std::vector<TapInfo> chosen_taps(const Model& model, const std::vector<std::string>& names);
+// Taps as a Python list of (name, shape).
+py::list tap_list(const std::vector<TapInfo>& taps);
 
 // Runs `call` without the GIL, with SIGINT interrupting the library's long loops (the
 // library then throws Interrupted, which Python receives as KeyboardInterrupt).

@@ -52,12 +52,6 @@ py::tuple shape_tuple(const std::vector<std::int64_t>& shape) {
   return t;
 }
 
-py::list tap_list(const std::vector<TapInfo>& taps) {
-  py::list out;
-  for (const auto& t : taps) out.append(py::make_tuple(t.name, shape_tuple(t.shape)));
-  return out;
-}
-
 Normalization normalization_of(const py::object& mean, const py::object& std, int channels) {
   Normalization n = parse_normalization("none", channels);
   if (!mean.is_none()) {
@@ -167,6 +161,12 @@ std::shared_ptr<Model> describe_model(const std::vector<std::string>& classes,
   for (const auto& name : default_taps)
     if (name != "output" && !names.count(name)) fail_option("taps", "default tap '" + name + "' is not a tap");
   return std::make_shared<DescribedModel>(std::move(meta), std::move(infos), std::move(defaults));
+}
+
+py::list tap_list(const std::vector<TapInfo>& taps) {
+  py::list out;
+  for (const auto& t : taps) out.append(py::make_tuple(t.name, shape_tuple(t.shape)));
+  return out;
 }
 
 std::vector<TapInfo> chosen_taps(const Model& model, const std::vector<std::string>& names) {

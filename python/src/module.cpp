@@ -31,6 +31,7 @@ PYBIND11_MODULE(_core, m) {
 
   python::bind_models(m);
   python::bind_profiles(m);
+  python::bind_reference(m);
   python::bind_scores(m);
   python::bind_analysis(m);
 }

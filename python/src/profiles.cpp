@@ -9,28 +9,11 @@
 namespace imagescore::python {
 namespace {
 
-ProfileOptions profile_options(double rho, const std::string& norm, const std::string& scale, bool global) {
-  ProfileOptions o;
-  o.rho = rho;
-  o.norm = parse_norm(norm);
-  o.scale = parse_scale(scale);
-  o.global = global;
-  o.validate();
-  return o;
-}
-
-std::pair<std::size_t, std::size_t> shard_of(const std::pair<std::size_t, std::size_t>& shard) {
-  if (shard.second < 1 || shard.first < 1 || shard.first > shard.second)
-    fail_option("shard", "must be (i, k) with 1 <= i <= k, got (" + std::to_string(shard.first) + ", " +
-                             std::to_string(shard.second) + ")");
-  return shard;
-}
-
 // ProfileBuilder for batches that come from Python. Calls from several Python threads
 // take turns (the GIL is released while the sums are added).
-class Builder {
+class ProfilesFromBatches {
  public:
-  Builder(const std::shared_ptr<Model>& model, const std::vector<std::string>& taps, const ProfileOptions& options)
+  ProfilesFromBatches(const std::shared_ptr<Model>& model, const std::vector<std::string>& taps, const ProfileOptions& options)
       : taps_(chosen_taps(*model, taps)), global_(options.global), builder_(*model, resolve_taps(*model, taps), options) {}
 
   void add(py::handle activations, py::object labels, py::object images) {
@@ -54,7 +37,7 @@ class Builder {
   }
 
   Profiles finish(const std::string& data, const std::pair<std::size_t, std::size_t>& shard) {
-    const auto [index, count] = shard_of(shard);
+    const auto [index, count] = checked_shard(shard);
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(mutex_);
     Profiles p;
@@ -111,11 +94,7 @@ void bind_profiles(py::module_& m) {
         for (const auto& prof : p.set.profiles) counts.push_back(prof.count);
         return counts;
       }, "Reference images per profile")
-      .def_property_readonly("taps", [](const Profiles& p) {
-        py::list out;
-        for (const auto& t : profile_taps(p.set)) out.append(py::make_tuple(t.name, py::tuple(py::cast(t.shape))));
-        return out;
-      })
+      .def_property_readonly("taps", [](const Profiles& p) { return tap_list(profile_taps(p.set)); })
       .def_property_readonly("tap_names", [](const Profiles& p) { return p.set.tap_names(); })
       .def_property_readonly("arch", [](const Profiles& p) { return p.set.model_arch; })
       .def_property_readonly("weights_hash", [](const Profiles& p) { return p.set.weights_hash; })
@@ -152,13 +131,6 @@ void bind_profiles(py::module_& m) {
       }, py::arg("model"), "Fails unless the profiles were built from this model (weights, classes, taps)")
       .def("__len__", [](const Profiles& p) { return p.set.profiles.size(); });
 
-  m.def("load_profiles", [](const std::string& path) {
-    Profiles p;
-    p.name = path;
-    p.set = interruptible([&] { return load_profiles(path); });
-    return p;
-  }, py::arg("path"));
-
   m.def("merge_profiles", [](const std::vector<const Profiles*>& shards) {
     std::vector<ProfileSet> sets;
     std::vector<std::string> names;
@@ -172,23 +144,19 @@ void bind_profiles(py::module_& m) {
     return merged;
   }, py::arg("shards"), "Merges the shards 1..k of one reference set into exactly what one pass gives");
 
-  py::class_<Builder>(m, "ProfileBuilder", "Adds activations batch by batch; memory does not grow with the images")
+  py::class_<ProfilesFromBatches>(m, "ProfileBuilder", "Adds activations batch by batch; memory does not grow with the images")
       .def(py::init([](const std::shared_ptr<Model>& model, const std::vector<std::string>& taps, double rho,
                        const std::string& norm, const std::string& scale, bool global) {
-             return std::make_unique<Builder>(model, taps, profile_options(rho, norm, scale, global));
+             return std::make_unique<ProfilesFromBatches>(model, taps, profile_options(rho, norm, scale, global));
            }),
            py::arg("model"), py::arg("taps") = std::vector<std::string>{}, py::arg("rho") = 0.5, py::arg("norm") = "linf",
            py::arg("scale") = "mean", py::arg("global_profile") = false)
-      .def_property_readonly("taps", [](const Builder& b) {
-        py::list out;
-        for (const auto& t : b.taps()) out.append(py::make_tuple(t.name, py::tuple(py::cast(t.shape))));
-        return out;
-      })
-      .def("add", &Builder::add, py::arg("activations"), py::arg("labels") = py::none(), py::arg("images") = py::none(),
+      .def_property_readonly("taps", [](const ProfilesFromBatches& b) { return tap_list(b.taps()); })
+      .def("add", &ProfilesFromBatches::add, py::arg("activations"), py::arg("labels") = py::none(), py::arg("images") = py::none(),
            "Adds one batch: activations by tap (dict, or list in tap order) and one label per image (a global "
            "profile needs none; `images` gives their number where the activations are blocks). After an error, "
            "start a new builder: the batch may have been added in part")
-      .def("finish", &Builder::finish, py::arg("data") = "", py::arg("shard") = std::make_pair(1, 1),
+      .def("finish", &ProfilesFromBatches::finish, py::arg("data") = "", py::arg("shard") = std::make_pair(1, 1),
            "The profiles so far; `data` names the reference images, `shard` = (i, k) marks part i of k");
 
   m.def("build_profiles", [](const std::shared_ptr<Model>& model, const std::shared_ptr<ImageSource>& source,
@@ -198,7 +166,7 @@ void bind_profiles(py::module_& m) {
     ProfileRunOptions o;
     o.profile = profile_options(rho, norm, scale, global);
     o.taps = taps;
-    std::tie(o.shard_index, o.shard_count) = shard_of(shard);
+    std::tie(o.shard_index, o.shard_count) = checked_shard(shard);
     if (batch_size == 0) fail_option("batch_size", "must be at least 1");
     o.batch_size = batch_size;
     o.threads = threads;

@@ -22,5 +22,5 @@ def test_the_notebook_workflow_of_docs_python_md_runs(tmp_path, monkeypatch):
     assert namespace["tapped"].default_taps == ["2", "5", "8", "output"]
     assert len(namespace["scores"]) == 3000
     info = json.loads(run_cli("model", "info", "--model", tmp_path / "model.pt", "--json"))
-    assert info["weights_hash"] == namespace["profiles"].weights_hash
-    assert info["classes"] == namespace["profiles"].classes
+    assert info["weights_hash"] == namespace["reference"].weights_hash
+    assert info["classes"] == namespace["reference"].classes

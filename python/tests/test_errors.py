@@ -106,10 +106,10 @@ def test_scoring_input():
 def test_files_tables_and_merges(tmp_path):
     missing = str(tmp_path / "none.st")
     with pytest.raises(isc.ImageScoreError, match="^" + missing):
-        isc.load_profiles(missing)
+        isc.load_reference(missing)
     (tmp_path / "bad.st").write_bytes(b"not a profile")
     with pytest.raises(isc.ImageScoreError, match="^" + str(tmp_path / "bad.st")):
-        isc.load_profiles(str(tmp_path / "bad.st"))
+        isc.load_reference(str(tmp_path / "bad.st"))
     with pytest.raises(isc.ImageScoreError, match="^" + str(tmp_path / "none.csv")):
         isc.read_scores(str(tmp_path / "none.csv"))
     p = hand_profiles()
@@ -174,7 +174,8 @@ def test_pytorch_modules(idx_data, tmp_path):
 
     twin = fixture_module("resnet_like")
     rgb = torch.zeros(4, 3, 16, 16)
-    resnet_profiles = ist.profile(twin, [(rgb, torch.tensor([0, 1, 2, 3]))], classes=list("abcd"))
+    # Blank images: only the image score has something to fit (their covariance is singular).
+    resnet_profiles = ist.profile(twin, [(rgb, torch.tensor([0, 1, 2, 3]))], classes=list("abcd"), scores=["image_score"])
     with raises(isc.ImageScoreError, "profiles: profiles of 4 classes, the model outputs 10"):
         ist.score(module, resnet_profiles, [images])
     changed = fixture_module("resnet_like")
@@ -185,14 +186,25 @@ def test_pytorch_modules(idx_data, tmp_path):
                 f"{hash_before}, the model is torchscript with weights {hash_after})"):
         ist.score(changed, resnet_profiles, [rgb])
     resnet_profiles.save(str(tmp_path / "r.st"))
-    loaded = isc.load_profiles(str(tmp_path / "r.st"))
+    loaded = isc.load_reference(str(tmp_path / "r.st"))
     with pytest.raises(isc.ImageScoreError, match="^" + str(tmp_path / "r.st") + ": profile from another model"):
         ist.score(changed, loaded, [rgb])
     with raises(isc.OptionError, "by: the profile file holds per-class profiles, not a global one"):
         ist.score(twin, resnet_profiles, [rgb], by="global")
+    with raises(isc.OptionError, "scores: 'knn' was not fitted: the reference set has image_score (fit it with "
+                "`imagescore profile --scores knn`)"):
+        ist.score(twin, resnet_profiles, [rgb], scores=["knn"])
+    with raises(isc.OptionError, "scores: 'tta' needs forward passes of its own: score it with a library model"):
+        ist.score(twin, resnet_profiles, [rgb], scores=["msp", "tta"])
+    with pytest.raises(isc.OptionError, match=r"^scores: unknown score 'best'"):
+        ist.score(twin, resnet_profiles, [rgb], scores=["best"])
+    with raises(isc.OptionError, "scores: a global reference set (no labels) fits the image score only"):
+        ist.profile(twin, [rgb], global_profile=True, scores=["knn"])
+    with raises(isc.OptionError, "scores: none of the scores asked for is fitted (msp and the like need no fit)"):
+        ist.profile(twin, [(rgb, torch.tensor([0, 1, 2, 3]))], scores=["msp"])
     # A TorchModel hashes the weights as they are at each run: trained further, it is another model.
     tapped = ist.TorchModel(twin, (3, 16, 16), list("abcd"))
-    before = ist.profile(tapped, [(rgb, torch.tensor([0, 1, 2, 3]))])
+    before = ist.profile(tapped, [(rgb, torch.tensor([0, 1, 2, 3]))], scores=["image_score"])
     with torch.no_grad():
         twin.fc.weight[0, 0] += 1
     with pytest.raises(isc.ImageScoreError, match=r"^profiles: profile from another model"):
@@ -239,3 +251,14 @@ def test_odd_arguments(idx_data):
         isc.Model.describe(["a"], [("x", (2,))], ["z"], "h")
     with raises(isc.ImageScoreError, "model: a model described from Python runs in Python (imagescore.torch), not in the library"):
         isc.Model.describe(["a"], [], [], "h", input_shape=[1, 1, 1]).forward(np.zeros((1, 1, 1, 1), np.float32))
+
+
+def test_a_reference_builder_is_spent_once_finished():
+    builder = isc.ReferenceBuilder(two_class_model(), scores=["image_score"], taps=["x"])
+    assert builder.taps == [("x", (3,))]
+    builder.add([X], [0, 1])
+    assert builder.finish().columns == ["image_score"]
+    with raises(isc.ImageScoreError, "reference set: already finished"):
+        builder.finish()
+    with raises(isc.ImageScoreError, "reference set: already finished"):
+        builder.add([X], [0, 1])

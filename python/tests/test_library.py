@@ -36,10 +36,10 @@ def test_library_runs_write_the_cli_s_files(idx_data, tmp_path):
     model = isc.load_model(str(model_path))
     assert (model.arch, model.input_shape, model.default_taps) == \
         ("torchscript", (1, 28, 28), ["features.2", "features.6", "classifier.2", "output"])
-    profiles = isc.build_profiles(model, isc.open_data(idx_data), shard=(2, 3))
-    profiles.save(str(tmp_path / "python.st"))
+    reference = isc.fit_reference(model, isc.open_data(idx_data), shard=(2, 3))
+    reference.save(str(tmp_path / "python.st"))
     assert (tmp_path / "python.st").read_bytes() == (tmp_path / "cli.st").read_bytes()
-    whole = isc.load_profiles(str(tmp_path / "whole.st"))
+    whole = isc.load_reference(str(tmp_path / "whole.st"))
     table = isc.score_source(model, whole, isc.open_data(idx_data, "test"), by="label")
     table.save(str(tmp_path / "python.csv"))
     assert (tmp_path / "python.csv").read_bytes() == (tmp_path / "cli.csv").read_bytes()

@@ -111,7 +111,7 @@ def test_shards_merge_into_exactly_one_pass(tmp_path):
 def test_files_round_trip(tmp_path):
     p = hand_profiles()
     p.save(str(tmp_path / "a.st"))
-    q = isc.load_profiles(str(tmp_path / "a.st"))
+    q = isc.load_reference(str(tmp_path / "a.st")).profiles
     assert q.name == str(tmp_path / "a.st") and q.taps == p.taps and q.counts == p.counts
     q.save(str(tmp_path / "b.st"))
     assert (tmp_path / "a.st").read_bytes() == (tmp_path / "b.st").read_bytes()
