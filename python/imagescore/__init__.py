@@ -13,7 +13,7 @@ The same library as the command-line program, with the same numbers (docs/python
 - selection and analysis: ``select``, ``selection_stats``, ``write_selection``, ``auroc``
   and the other metrics, ``detection_metrics`` (bootstrap intervals), ``analyze``;
 - library models and data: ``load_model``, ``open_data``, ``make_split``,
-  ``fit_reference``, ``build_profiles``, ``score_source``;
+  ``fit_reference``, ``score_source``;
 - ``imagescore.torch``: profile and score any ``torch.nn.Module`` over a DataLoader.
 
 Errors raise ``ImageScoreError`` (a ``ValueError``) with the library's one-line message;
@@ -38,7 +38,6 @@ from ._core import (
     auroc,
     baseline_scores,
     bootstrap_p_value,
-    build_profiles,
     default_tap_names,
     detection_metrics,
     excess_aurc,

@@ -158,26 +158,6 @@ void bind_profiles(py::module_& m) {
            "start a new builder: the batch may have been added in part")
       .def("finish", &ProfilesFromBatches::finish, py::arg("data") = "", py::arg("shard") = std::make_pair(1, 1),
            "The profiles so far; `data` names the reference images, `shard` = (i, k) marks part i of k");
-
-  m.def("build_profiles", [](const std::shared_ptr<Model>& model, const std::shared_ptr<ImageSource>& source,
-                             const std::vector<std::string>& taps, double rho, const std::string& norm,
-                             const std::string& scale, bool global, const std::pair<std::size_t, std::size_t>& shard,
-                             std::size_t batch_size, int threads, bool quiet) {
-    ProfileRunOptions o;
-    o.profile = profile_options(rho, norm, scale, global);
-    o.taps = taps;
-    std::tie(o.shard_index, o.shard_count) = checked_shard(shard);
-    if (batch_size == 0) fail_option("batch_size", "must be at least 1");
-    o.batch_size = batch_size;
-    o.threads = threads;
-    o.quiet = quiet;
-    Profiles p;
-    p.set = interruptible([&] { return build_profiles(*model, *source, o); });
-    return p;
-  }, py::arg("model"), py::arg("source"), py::arg("taps") = std::vector<std::string>{}, py::arg("rho") = 0.5,
-     py::arg("norm") = "linf", py::arg("scale") = "mean", py::arg("global_profile") = false,
-     py::arg("shard") = std::make_pair(1, 1), py::arg("batch_size") = 256, py::arg("threads") = 0, py::arg("quiet") = true,
-     "Profiles of a library model over a data source: what `imagescore profile` computes");
 }
 
 }  // namespace imagescore::python
