@@ -10,7 +10,7 @@ build=build-asan
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -gline-tables-only"
 
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
-  -DIMAGESCORE_BUILD_BENCH=OFF \
+  -DIMAGESCORE_BUILD_BENCH=OFF -DIMAGESCORE_BUILD_PYTHON=OFF \
   "-DCMAKE_CXX_FLAGS=$flags" "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined" > /dev/null
 cmake --build "$build"
 

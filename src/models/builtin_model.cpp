@@ -10,6 +10,7 @@
 #include "imagescore/core/random.hpp"
 #include "imagescore/core/runtime.hpp"
 #include "imagescore/models/device.hpp"
+#include "imagescore/models/taps.hpp"
 #include "imagescore/core/safetensors.hpp"
 #include "device.hpp"
 #include "torchscript_model.hpp"
@@ -235,13 +236,7 @@ ForwardOutput forward_in_chunks(const Batch& batch, const torch::Device& device,
       continue;
     }
     keep->softmax.resize(out.batch * k);
-    for (std::size_t i = 0; i < out.batch; ++i) {
-      const float* z = &out.logits[i * k];
-      const double top = *std::max_element(z, z + k);
-      double total = 0;
-      for (std::size_t c = 0; c < k; ++c) total += std::exp(double(z[c]) - top);
-      for (std::size_t c = 0; c < k; ++c) keep->softmax[i * k + c] = float(std::exp(double(z[c]) - top) / total);
-    }
+    softmax_rows(out.logits.data(), out.batch, k, keep->softmax.data());
     out.taps.push_back(TapView::contiguous(keep->softmax.data(), out.batch, k));
   }
   out.storage = keep;

@@ -11,7 +11,6 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
-#include <regex>
 #include <set>
 
 #include "device.hpp"
@@ -20,14 +19,12 @@
 #include "imagescore/core/io.hpp"
 #include "imagescore/core/runtime.hpp"
 #include "imagescore/models/device.hpp"
+#include "imagescore/models/taps.hpp"
 
 namespace imagescore::detail {
 namespace {
 
 namespace jit = torch::jit;
-
-// What role a module plays in the default tap rule, from its class name.
-enum class Kind { Container, Conv, Linear, Norm, Activation, Pool, Dropout, Passthrough, Block, Other };
 
 std::string class_name(const c10::TypePtr& type) {
   auto cls = type->cast<c10::ClassType>();
@@ -43,23 +40,6 @@ bool has_submodules(const c10::TypePtr& type) {
   for (std::size_t i = 0; i < cls->numAttributes(); ++i)
     if (cls->getAttribute(i)->is_module()) return true;
   return false;
-}
-
-Kind kind_of(const c10::TypePtr& type) {
-  const std::string n = class_name(type);
-  static const std::regex conv("Conv(Transpose)?[123]d"), norm("(BatchNorm|InstanceNorm)[123]d|GroupNorm|LayerNorm"),
-      act("ReLU6?|LeakyReLU|PReLU|ELU|SELU|CELU|GELU|SiLU|Mish|Sigmoid|Tanh|Hardswish|Hardsigmoid|Hardtanh|Softplus"),
-      pool("(Max|Avg|AdaptiveMax|AdaptiveAvg|LP)Pool[123]d"), drop("(Alpha)?Dropout([123]d)?"),
-      pass("Flatten|Identity|Unflatten");
-  if (n == "Sequential" || n == "ModuleList" || n == "ModuleDict") return Kind::Container;
-  if (std::regex_match(n, conv)) return Kind::Conv;
-  if (n == "Linear" || n == "LazyLinear") return Kind::Linear;
-  if (std::regex_match(n, norm)) return Kind::Norm;
-  if (std::regex_match(n, act)) return Kind::Activation;
-  if (std::regex_match(n, pool)) return Kind::Pool;
-  if (std::regex_match(n, drop)) return Kind::Dropout;
-  if (std::regex_match(n, pass)) return Kind::Passthrough;
-  return has_submodules(type) ? Kind::Block : Kind::Other;
 }
 
 // The module path of a value reached from the graph's `self` through prim::GetAttr.
@@ -81,11 +61,13 @@ bool is_forward_call(jit::Node* n) {
 }
 
 struct Call {
-  std::string name;  // module path, "#2", "#3"... for later calls of the same module
-  Kind kind;
+  ModuleCall module;  // its name, type and whether it is at the top level
   jit::Value* value;  // the call's output
-  bool top_level;     // not inside prim::If / prim::Loop
 };
+
+ModuleCall module_call(const std::string& name, const c10::TypePtr& type, bool top_level) {
+  return {name, class_name(type), has_submodules(type), top_level};
+}
 
 // The forward graph with every call of a module that has children inlined (outside
 // control flow), and its submodule calls in execution order.
@@ -98,7 +80,7 @@ void collect_nested_calls(jit::Block* block, jit::Value* self, std::vector<Call>
   for (jit::Node* n : block->nodes()) {
     if (is_forward_call(n)) {
       std::string path;
-      if (module_path(n->input(0), self, path)) calls.push_back({path, kind_of(n->input(0)->type()), nullptr, false});
+      if (module_path(n->input(0), self, path)) calls.push_back({module_call(path, n->input(0)->type(), false), nullptr});
     }
     for (jit::Block* b : n->blocks()) collect_nested_calls(b, self, calls);
   }
@@ -121,9 +103,8 @@ FlatGraph flatten_forward(const jit::Module& module) {
       n = n->next();
       continue;
     }
-    const Kind kind = kind_of(n->input(0)->type());
     int count = ++seen[path];
-    std::string name = count == 1 ? path : path + "#" + std::to_string(count);
+    const ModuleCall call = module_call(count == 1 ? path : path + "#" + std::to_string(count), n->input(0)->type(), true);
     jit::Node* after = n->next();
     jit::Node* before = n->prev();
     jit::Value* value = n->output(0);
@@ -135,67 +116,14 @@ FlatGraph flatten_forward(const jit::Module& module) {
       // An enclosing module whose output was this call's output now returns the body's.
       for (auto& c : flat.calls)
         if (c.value == old_output) c.value = value;
-      flat.calls.push_back({name, kind, value, true});
+      flat.calls.push_back({call, value});
       n = before->next();  // the first node of the inlined body
       continue;
     }
-    flat.calls.push_back({name, kind, value, true});
+    flat.calls.push_back({call, value});
     n = after;
   }
   return flat;
-}
-
-// SPEC section 2's default taps: each conv or linear block's output after its norm,
-// activation and pooling; each block module (a non-container with children, such as a
-// residual block) as a whole; not the classifier (the last linear layer, seen through
-// `output`).
-std::vector<std::string> default_tap_names(const std::vector<Call>& calls) {
-  std::vector<std::string> taps;
-  std::string inside_block;  // calls within a block module belong to it
-  std::string open;       // the current block's tap candidate
-  bool opened_by = false; // a conv/linear block is open
-  auto close = [&] {
-    if (opened_by && !open.empty()) taps.push_back(open);
-    open.clear();
-    opened_by = false;
-  };
-  for (const auto& c : calls) {
-    if (!c.top_level || c.name.find('#') != std::string::npos) continue;
-    if (!inside_block.empty() && c.name.rfind(inside_block + ".", 0) == 0) continue;
-    switch (c.kind) {
-      case Kind::Conv:
-      case Kind::Linear:
-        close();
-        open = c.name;
-        opened_by = true;
-        break;
-      case Kind::Norm:
-      case Kind::Activation:
-      case Kind::Pool:
-        if (opened_by) open = c.name;
-        break;
-      case Kind::Block:
-        close();
-        taps.push_back(c.name);
-        inside_block = c.name;
-        break;
-      default:
-        break;
-    }
-  }
-  // The last block, when it is a bare linear layer, is the classifier.
-  if (opened_by && !calls.empty()) {
-    bool classifier = false;
-    for (auto it = calls.rbegin(); it != calls.rend(); ++it) {
-      if (!it->top_level || it->name.find('#') != std::string::npos) continue;
-      if (it->name == open) {
-        classifier = it->kind == Kind::Linear;
-        break;
-      }
-    }
-    if (!classifier) taps.push_back(open);
-  }
-  return taps;
 }
 
 class TorchScriptModel : public Model {
@@ -307,13 +235,13 @@ class TorchScriptModel : public Model {
     std::vector<std::size_t> all;
     for (std::size_t i = 0; i < flat.calls.size(); ++i) {
       const auto& c = flat.calls[i];
-      if (!c.top_level) {
-        inside_control_flow_.insert(c.name);
+      if (!c.module.top_level) {
+        inside_control_flow_.insert(c.module.name);
         continue;
       }
       if (c.value->type()->kind() != c10::TypeKind::TensorType) continue;
       call_of_tap_.push_back(i);
-      taps_.push_back({c.name, {}});
+      taps_.push_back({c.module.name, {}});
     }
     for (std::size_t i = 0; i < taps_.size(); ++i) all.push_back(i);
     auto outputs = run_graph(all, probe);
@@ -321,7 +249,9 @@ class TorchScriptModel : public Model {
       auto sizes = outputs.at(i + 1).sizes();
       taps_[i].shape.assign(sizes.begin() + 1, sizes.end());
     }
-    auto names = default_tap_names(flat.calls);
+    std::vector<ModuleCall> calls;
+    for (const auto& c : flat.calls) calls.push_back(c.module);
+    auto names = default_tap_names(calls);
     for (std::size_t i = 0; i < taps_.size(); ++i)
       if (std::find(names.begin(), names.end(), taps_[i].name) != names.end()) defaults_.push_back(i);
     finish_taps(outputs.at(0));

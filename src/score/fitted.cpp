@@ -145,35 +145,61 @@ json ReferenceSet::summary() const {
   return out;
 }
 
-ReferenceSet fit_reference(Model& model, const ImageSource& source, const FitRunOptions& options) {
-  options.fit.validate();
-  check_compatible(model, source);
-  std::vector<std::string> names = options.scores;
+ReferenceBuilder::ReferenceBuilder(const Model& model, const FitOptions& options, const std::vector<std::string>& scores,
+                                   std::string data_spec, std::size_t images) {
+  options.validate();
+  std::vector<std::string> names = scores;
   if (names.empty()) {
     names = {"image_score"};
-    if (!options.fit.profile.global) names.insert(names.end(), {"knn", "trust", "mahalanobis", "rel_mahalanobis"});
-    if (!options.fit.profile.global && model.linear_head()) names.push_back("nac");
+    if (!options.profile.global) names.insert(names.end(), {"knn", "trust", "mahalanobis", "rel_mahalanobis"});
+    if (!options.profile.global && model.linear_head()) names.push_back("nac");
   }
   const auto kinds = fit_kinds(names);
   if (kinds.empty()) fail_option("scores", "none of the scores asked for is fitted (msp and the like need no fit)");
-  if (options.fit.profile.global && kinds != std::vector<std::string>{"profiles"})
+  if (options.profile.global && kinds != std::vector<std::string>{"profiles"})
     fail_option("scores", "a global reference set (no labels) fits the image score only");
+
+  const auto& meta = model.meta();
+  set_.model_arch = meta.arch;
+  set_.weights_hash = meta.weights_hash;
+  set_.class_names = meta.class_names;
+  set_.data_spec = std::move(data_spec);
+  set_.options = options;
+  detail::FitContext context{model, set_.options, set_.data_spec, images};
+  for (const auto& kind : kinds) set_.fits.push_back(new_fit(kind, context));
+  std::vector<std::string> tap_names;
+  for (const auto& fit : set_.fits)
+    for (const auto& name : fit->taps())
+      if (std::find(tap_names.begin(), tap_names.end(), name) == tap_names.end()) tap_names.push_back(name);
+  tap_ids_ = resolve_taps(model, tap_names);
+  for (auto id : tap_ids_) computed_.push_back(model.taps()[id].name);
+}
+
+void ReferenceBuilder::add(const ForwardOutput& out, const std::vector<std::size_t>& ids,
+                           const std::vector<std::int64_t>& labels) {
+  if (finished_) fail("reference set", "already finished");
+  const Activations a{&out, computed_, ids};
+  for (auto& fit : set_.fits) fit->add(a, labels);
+}
+
+ReferenceSet ReferenceBuilder::finish(std::size_t shard_index, std::size_t shard_count) {
+  if (finished_) fail("reference set", "already finished");
+  finished_ = true;
+  for (auto& fit : set_.fits) fit->finish(shard_count == 1);
+  set_.shard_index = shard_index;
+  set_.shard_count = shard_count;
+  return std::move(set_);
+}
+
+ReferenceSet fit_reference(Model& model, const ImageSource& source, const FitRunOptions& options) {
+  options.fit.validate();
+  check_compatible(model, source);
   if (!options.fit.profile.global && !source.labelled())
     fail(source.spec(), "fitting per-class statistics needs labelled images (or build one global profile)");
   const std::size_t n = source.size();
   if (n == 0) fail(source.spec(), "no images");
   const auto [begin, end] = shard_range(n, options.shard_index, options.shard_count);
-
-  detail::FitContext context{model, options.fit, source.spec(), end - begin};
-  ReferenceSet set;
-  for (const auto& kind : kinds) set.fits.push_back(new_fit(kind, context));
-  std::vector<std::string> tap_names;
-  for (const auto& fit : set.fits)
-    for (const auto& name : fit->taps())
-      if (std::find(tap_names.begin(), tap_names.end(), name) == tap_names.end()) tap_names.push_back(name);
-  const auto tap_ids = resolve_taps(model, tap_names);
-  std::vector<std::string> computed;  // in tap_ids order, as the forward output holds them
-  for (auto id : tap_ids) computed.push_back(model.taps()[id].name);
+  ReferenceBuilder builder(model, options.fit, options.scores, source.spec(), end - begin);
 
   std::vector<std::size_t> part(end - begin);
   for (std::size_t i = begin; i < end; ++i) part[i - begin] = i;
@@ -184,26 +210,15 @@ ReferenceSet fit_reference(Model& model, const ImageSource& source, const FitRun
   BatchLoader loader(*shard, model.meta().normalization, lo);
   Progress progress("profile", loader.num_images(), options.quiet);
   Batch batch;
+  std::vector<std::size_t> ids;
   while (loader.next(batch)) {
-    const auto out = model.forward(batch, tap_ids);
-    Activations a{&out, computed, {}};
-    for (auto index : batch.indices) a.ids.push_back(shard->id(index));
-    for (auto& fit : set.fits) fit->add(a, batch.labels);
+    ids.clear();
+    for (auto index : batch.indices) ids.push_back(shard->id(index));
+    builder.add(model.forward(batch, builder.tap_ids()), ids, batch.labels);
     progress.advance(batch.size());
   }
   progress.finish();
-  const bool whole = options.shard_count == 1;
-  for (auto& fit : set.fits) fit->finish(whole);
-
-  const auto& meta = model.meta();
-  set.model_arch = meta.arch;
-  set.weights_hash = meta.weights_hash;
-  set.class_names = meta.class_names;
-  set.data_spec = source.spec();
-  set.shard_index = options.shard_index;
-  set.shard_count = options.shard_count;
-  set.options = options.fit;
-  return set;
+  return builder.finish(options.shard_index, options.shard_count);
 }
 
 ReferenceSet reference_of(ProfileSet profiles) {

@@ -13,6 +13,7 @@
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/progress.hpp"
 #include "imagescore/core/runtime.hpp"
+#include "imagescore/core/version.hpp"
 
 namespace {
 
@@ -63,7 +64,7 @@ int run_command_line(int argc, char** argv) {
 
   CLI::App app{"imagescore: score, select and pseudo-label images with a trained CNN"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "imagescore 0.1.0");
+  app.set_version_flag("--version", "imagescore " IMAGESCORE_VERSION);
   using namespace imagescore::cli;
   add_split_command(app);
   add_train_command(app);

@@ -124,6 +124,30 @@ struct FitRunOptions {
 };
 ReferenceSet fit_reference(Model& model, const ImageSource& source, const FitRunOptions& options);
 
+// The same fit from forward passes made elsewhere (fit_reference's loader and model, or
+// the Python package's PyTorch modules), pass by pass.
+class ReferenceBuilder {
+ public:
+  // `scores`: registry names, empty for every cheap fitted score the model allows; `images`:
+  // the reference images the passes will add, against which the memory of stored features
+  // is checked before any is added.
+  ReferenceBuilder(const Model& model, const FitOptions& options, const std::vector<std::string>& scores,
+                   std::string data_spec, std::size_t images);
+  // The taps each pass must compute, as positions in the model's taps().
+  const std::vector<std::size_t>& tap_ids() const { return tap_ids_; }
+  // Adds the images of one pass over tap_ids(): labels[i] is image i's class; ids (their
+  // positions in the data set) may be empty.
+  void add(const ForwardOutput& out, const std::vector<std::size_t>& ids, const std::vector<std::int64_t>& labels);
+  // The reference set, whole or shard `shard_index` of `shard_count`; the builder is spent.
+  ReferenceSet finish(std::size_t shard_index = 1, std::size_t shard_count = 1);
+
+ private:
+  ReferenceSet set_;
+  std::vector<std::size_t> tap_ids_;
+  std::vector<std::string> computed_;  // the names of tap_ids_, as a pass holds them
+  bool finished_ = false;
+};
+
 // A reference set holding only the image score's profiles (what build_profiles gives).
 ReferenceSet reference_of(ProfileSet profiles);
 
