@@ -3,6 +3,7 @@
 #  - kill -9 during profile, score and train leaves nothing under the output's name, and
 #    a rerun writes exactly what an uninterrupted run writes;
 #  - SIGINT stops cleanly: exit status 130, one line on stderr, no output, no temporary file;
+#    SIGTERM the same with status 143;
 #  - a full disk and a read-only output folder give a one-line error and a non-zero exit.
 # The last two need `mount` (root in a container that allows it); they are skipped with a
 # message otherwise. Usage: faults.sh IMAGESCORE MAKE_TEST_DATA
@@ -34,12 +35,13 @@ repeat_idx() {
   } > "$dst"
 }
 
-# The small generated set (400 training images), and a large one (the same images 150
-# times over, 60,000) on which profile and score run for several seconds.
+# The small generated set (400 training images), and a large one (the same images 50
+# times over, 20,000) on which profile and score run for several seconds. Kept no larger:
+# on CI's shared machine, beside other tests, each pass runs 10-20 times longer than alone.
 mkdir small large
 "$make_test_data" small
-repeat_idx small/train-images-idx3-ubyte large/train-images-idx3-ubyte 16 150
-repeat_idx small/train-labels-idx1-ubyte large/train-labels-idx1-ubyte 8 150
+repeat_idx small/train-images-idx3-ubyte large/train-images-idx3-ubyte 16 50
+repeat_idx small/train-labels-idx1-ubyte large/train-labels-idx1-ubyte 8 50
 cp small/t10k-* large/
 "$imagescore" train --data idx:small --epochs 1 --out model.st -q
 "$imagescore" profile --model model.st --data idx:small --out small-prof.st -q
@@ -52,7 +54,7 @@ command_line() {
     profile) cmd=("$imagescore" profile --model model.st --data idx:large --out "$2" -q --threads 2) ;;
     score) cmd=("$imagescore" score --model model.st --profiles small-prof.st --data idx:large --split train --out "$2" -q
                 --threads 2) ;;
-    train) cmd=("$imagescore" train --data idx:small --epochs 40 --batch-size 16 --out "$2" -q --threads 1) ;;
+    train) cmd=("$imagescore" train --data idx:small --epochs 20 --batch-size 16 --out "$2" -q --threads 1) ;;
   esac
 }
 
@@ -110,6 +112,14 @@ for name in profile score train; do
   check "$name: SIGINT prints one line" test "$(cat "stopped.$name.$ext.err")" = "imagescore: interrupted"
   check "$name: SIGINT leaves no output" no_output "stopped.$name.$ext"
   check "$name: SIGINT leaves no temporary file" no_temporary "stopped.$name.$ext"
+
+  # SIGTERM, what `timeout` and batch schedulers send, stops the same way (status 143).
+  command_line $name "terminated.$name.$ext"
+  interrupt TERM "terminated.$name.$ext"
+  check "$name: SIGTERM exits with status 143 (got $status)" test "$status" -eq 143
+  check "$name: SIGTERM prints one line" test "$(cat "terminated.$name.$ext.err")" = "imagescore: interrupted"
+  check "$name: SIGTERM leaves no output" no_output "terminated.$name.$ext"
+  check "$name: SIGTERM leaves no temporary file" no_temporary "terminated.$name.$ext"
 done
 
 # mount_tmpfs DIR OPTIONS: a small tmpfs, or false where mounting is not permitted.
