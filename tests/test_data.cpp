@@ -124,7 +124,7 @@ TEST(Idx, RejectsTruncatedAndOversizedFiles) {
                         images + ": truncated: header says 3 images of 2x3 (34 bytes) but file has 30 bytes");
   write_bytes(images, idx_images(3, 2, 3, std::string(19, '\0')));
   EXPECT_ERROR_CONTAINS(open_data("idx:" + dir.path(), SplitName::Train),
-                        "header says 3 images of 2x3 (34 bytes) but file has 35 bytes (extra data at the end)");
+                        "header says 3 images of 2x3 (34 bytes) but file has more than 34 bytes (extra data at the end)");
   // An absurd count is refused by comparing with the file size, before any allocation.
   write_bytes(images, idx_images(0xffffffffu, 16384, 16384, std::string(10, '\0')));
   EXPECT_ERROR_CONTAINS(open_data("idx:" + dir.path(), SplitName::Train),
@@ -134,6 +134,19 @@ TEST(Idx, RejectsTruncatedAndOversizedFiles) {
                         "truncated: 8 bytes, shorter than the 16-byte IDX header");
   write_bytes(images, idx_images(1, 0, 3, ""));
   EXPECT_ERROR_CONTAINS(open_data("idx:" + dir.path(), SplitName::Train), "image size 0x3 in the header");
+}
+
+TEST(Idx, StopsReadingAGzipBombWhereItsHeaderEnds) {
+  // One 28x28 image, then 16 MiB of zeros that gzip shrinks to a few KiB (2 GB took
+  // 6.45 GB of memory before the size was compared): reading stops after 800 bytes.
+  TempDir dir;
+  write_small_idx(dir, "train");
+  const std::string images = dir.file("train-images-idx3-ubyte");
+  std::filesystem::remove(images);
+  write_gzip(images + ".gz", idx_images(1, 28, 28, std::string(784 + (std::size_t(16) << 20), '\0')));
+  EXPECT_ERROR_CONTAINS(open_data("idx:" + dir.path(), SplitName::Train),
+                        images + ".gz: header says 1 images of 28x28 (800 bytes) but file has more than 800 bytes "
+                                 "(extra data at the end)");
 }
 
 TEST(Idx, RejectsWrongMagicCountMismatchAndBadLabels) {

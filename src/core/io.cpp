@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -17,17 +18,28 @@
 namespace imagescore {
 namespace fs = std::filesystem;
 
-std::string read_file(const std::string& path, std::uint64_t max_bytes) {
+void check_input_file(const std::string& path) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) fail(path, "is a folder, expected a file");
+  const auto status = fs::status(path, ec);
+  if (fs::is_directory(status)) fail(path, "is a folder, expected a file");
+  // /dev/zero or /dev/urandom never end: they were read until memory ran out. Pipes
+  // stay allowed (`<(zcat ...)`).
+  if (fs::is_character_file(status) || fs::is_block_file(status)) fail(path, "is a device, expected a file");
+}
+
+std::string read_file_prefix(const std::string& path, std::uint64_t max_bytes, bool& more) {
+  check_input_file(path);
   // gzread passes uncompressed files through unchanged.
   gzFile in = gzopen(path.c_str(), "rb");
   if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
   gzbuffer(in, 1 << 17);
   std::string data;
   char buf[1 << 16];
+  more = false;
   for (;;) {
-    int n = gzread(in, buf, sizeof buf);
+    // At the limit, one more byte tells whether the file goes on.
+    const std::uint64_t wanted = std::max<std::uint64_t>(1, std::min<std::uint64_t>(sizeof buf, max_bytes - data.size()));
+    int n = gzread(in, buf, unsigned(wanted));
     if (n < 0) {
       int code = 0;
       std::string msg = gzerror(in, &code);
@@ -36,8 +48,10 @@ std::string read_file(const std::string& path, std::uint64_t max_bytes) {
     }
     if (n == 0) break;
     if (data.size() + std::uint64_t(n) > max_bytes) {
+      data.append(buf, std::size_t(max_bytes - data.size()));
+      more = true;
       gzclose(in);
-      fail(path, "larger than the limit of " + std::to_string(max_bytes) + " bytes");
+      return data;
     }
     data.append(buf, std::size_t(n));
   }
@@ -45,6 +59,13 @@ std::string read_file(const std::string& path, std::uint64_t max_bytes) {
   int rc = gzclose(in);
   if (rc == Z_BUF_ERROR) fail(path, "truncated gzip data");
   if (rc != Z_OK) fail(path, "read error");
+  return data;
+}
+
+std::string read_file(const std::string& path, std::uint64_t max_bytes) {
+  bool more = false;
+  std::string data = read_file_prefix(path, max_bytes, more);
+  if (more) fail(path, "larger than the limit of " + std::to_string(max_bytes) + " bytes");
   return data;
 }
 

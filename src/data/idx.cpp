@@ -1,5 +1,7 @@
 // IDX files (MNIST, Fashion-MNIST): a big-endian header followed by uint8 images or labels.
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 
 #include "data_detail.hpp"
 #include "imagescore/core/error.hpp"
@@ -35,28 +37,39 @@ std::string find_idx_file(const std::string& dir, const std::string& name) {
   fail(dir, "has no " + name + " or " + name + ".gz");
 }
 
-// Reads a file and checks its header length and magic number.
-std::string read_idx(const std::string& path, std::uint32_t magic, std::size_t header_bytes, const char* kind) {
-  std::string data = read_file(path);
-  if (data.size() < header_bytes)
-    fail(path, "truncated: " + std::to_string(data.size()) + " bytes, shorter than the " +
+// What an IDX header promises: bytes per item, and the promise in words for messages.
+struct IdxClaim {
+  std::uint64_t item_bytes;
+  std::string what;  // "3 images of 2x3"
+};
+
+// Reads an IDX file: its header (length and magic number), then exactly the size that
+// the header promises (the count at offset 4 times `claim`'s item size) and not a byte
+// more, so that a small gzip file inflating to gigabytes stops there. Counts are below
+// 2^32 and items at most kMaxSide^2 bytes, so the size cannot overflow.
+std::string read_idx(const std::string& path, std::uint32_t magic, std::size_t header_bytes, const char* kind,
+                     const std::function<IdxClaim(const std::string& header, std::uint32_t count)>& claim) {
+  bool more = false;
+  const std::string header = read_file_prefix(path, header_bytes, more);
+  if (header.size() < header_bytes)
+    fail(path, "truncated: " + std::to_string(header.size()) + " bytes, shorter than the " +
                    std::to_string(header_bytes) + "-byte IDX header");
-  std::uint32_t actual = read_be32(data, 0);
+  std::uint32_t actual = read_be32(header, 0);
   if (actual != magic)
     fail(path, "wrong magic number " + hex32(actual) + ", expected " + hex32(magic) + " (IDX " + kind + ")");
+  const std::uint32_t count = read_be32(header, 4);
+  const IdxClaim promise = claim(header, count);
+  const std::uint64_t expected = header_bytes + count * promise.item_bytes;
+  // The general file limit (read_file's) still bounds a claim of exabytes.
+  const std::uint64_t limit = std::min<std::uint64_t>(expected, std::uint64_t(1) << 34);
+  std::string data = read_file_prefix(path, limit, more);
+  if (more && limit < expected) fail(path, "larger than the limit of " + std::to_string(limit) + " bytes");
+  if (more || data.size() != expected) {
+    const std::string message = "header says " + promise.what + " (" + std::to_string(expected) +
+                                " bytes) but file has " + (more ? "more than " : "") + std::to_string(data.size()) + " bytes";
+    fail(path, more ? message + " (extra data at the end)" : "truncated: " + message);
+  }
   return data;
-}
-
-// Fails unless the file holds exactly header + count * item_bytes bytes; `claim`
-// describes the header's promise in the message. Counts are below 2^32 and items at
-// most kMaxSide^2 bytes, so the product cannot overflow.
-void check_length(const std::string& path, const std::string& data, std::size_t header_bytes, std::uint64_t count,
-                  std::uint64_t item_bytes, const std::string& claim) {
-  const std::uint64_t expected = header_bytes + count * item_bytes;
-  if (expected == data.size()) return;
-  const std::string message = "header says " + claim + " (" + std::to_string(expected) + " bytes) but file has " +
-                              std::to_string(data.size()) + " bytes";
-  fail(path, expected > data.size() ? "truncated: " + message : message + " (extra data at the end)");
 }
 
 }  // namespace
@@ -67,18 +80,20 @@ std::unique_ptr<ImageSource> open_idx(const std::string& dir, SplitName split,
   const std::string images_path = find_idx_file(dir, prefix + "-images-idx3-ubyte");
   const std::string labels_path = find_idx_file(dir, prefix + "-labels-idx1-ubyte");
 
-  std::string images = read_idx(images_path, kImagesMagic, 16, "images");
+  std::string images = read_idx(images_path, kImagesMagic, 16, "images", [&](const std::string& header, std::uint32_t n) {
+    const std::uint32_t rows = read_be32(header, 8), cols = read_be32(header, 12);
+    const std::string dims = std::to_string(rows) + "x" + std::to_string(cols);
+    if (rows == 0 || cols == 0 || rows > kMaxSide || cols > kMaxSide)
+      fail(images_path, "image size " + dims + " in the header is not supported");
+    return IdxClaim{std::uint64_t(rows) * cols, std::to_string(n) + " images of " + dims};
+  });
   const std::uint32_t count = read_be32(images, 4), rows = read_be32(images, 8), cols = read_be32(images, 12);
-  const std::string dims = std::to_string(rows) + "x" + std::to_string(cols);
-  if (rows == 0 || cols == 0 || rows > kMaxSide || cols > kMaxSide)
-    fail(images_path, "image size " + dims + " in the header is not supported");
-  check_length(images_path, images, 16, count, std::uint64_t(rows) * cols,
-               std::to_string(count) + " images of " + dims);
   if (count == 0) fail(images_path, "contains no images");
 
-  std::string label_bytes = read_idx(labels_path, kLabelsMagic, 8, "labels");
+  std::string label_bytes = read_idx(labels_path, kLabelsMagic, 8, "labels", [](const std::string&, std::uint32_t n) {
+    return IdxClaim{1, std::to_string(n) + " labels"};
+  });
   const std::uint32_t label_count = read_be32(label_bytes, 4);
-  check_length(labels_path, label_bytes, 8, label_count, 1, std::to_string(label_count) + " labels");
   if (label_count != count)
     fail(labels_path, "has " + std::to_string(label_count) + " labels but " + images_path + " has " +
                           std::to_string(count) + " images");

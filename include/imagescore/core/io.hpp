@@ -9,9 +9,17 @@
 
 namespace imagescore {
 
+// Fails on a folder or a device (endless: /dev/zero) given as an input file.
+void check_input_file(const std::string& path);
+
 // Reads a whole file; a gzip file is decompressed transparently. Refuses files larger
 // than max_bytes so that a hostile size never triggers a huge allocation.
 std::string read_file(const std::string& path, std::uint64_t max_bytes = std::uint64_t(1) << 34);
+
+// The first max_bytes bytes of a file (all of it if shorter), decompressed like
+// read_file; `more` says whether the file goes on. Readers whose header fixes the size
+// stop there, so a small gzip file that inflates to gigabytes is never held in memory.
+std::string read_file_prefix(const std::string& path, std::uint64_t max_bytes, bool& more);
 
 // Writes through a temporary file in the same folder, then renames it over `path`: an
 // interrupted run never leaves a half-written file under the final name.
