@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include <nlohmann/json.hpp>
+
 #include "test_util.hpp"
 
 namespace imagescore {
@@ -212,6 +214,36 @@ TEST(Select, StatsWithoutLabelsCountNothingCorrect) {
   SelectionStats stats = selection_stats(table, {0, 1}, 2);
   EXPECT_EQ(stats.overall.selected, 2u);
   EXPECT_EQ(stats.overall.correct, 0u);
+}
+
+TEST(Select, ClassCountIsTheLargestPredictionOrAlphasLength) {
+  ScoreTable table = make_table({{0, 0, 0, 0.9}, {1, 2, 4, 0.8}});
+  SelectOptions options = rule(SelectOptions::Rule::Fraction);
+  EXPECT_EQ(class_count(table, options), 5u);
+  options = rule(SelectOptions::Rule::Alpha);
+  options.alpha = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7};
+  EXPECT_EQ(class_count(table, options), 7u);
+  options.alpha = {0.1};
+  EXPECT_EQ(class_count(table, options), 5u);
+}
+
+TEST(Select, SummaryGivesPrecisionOnlyWithLabels) {
+  ScoreTable table = three_classes();
+  SelectOptions options = rule(SelectOptions::Rule::Fraction);
+  options.fraction = 0.5;
+  const SelectionStats stats = selection_stats(table, select_rows(table, "msp", options, 3), 3);
+  const nlohmann::json with = selection_json(stats, true);
+  EXPECT_EQ(with["overall"].dump(), R"({"candidates":7,"correct":2,"precision":0.5,"selected":4})");
+  ASSERT_EQ(with["per_class"].size(), 3u);
+  EXPECT_EQ(with["per_class"][2].dump(), R"({"candidates":0,"correct":0,"precision":null,"selected":0})");
+  EXPECT_EQ(selection_json(stats, false)["overall"].dump(), R"({"candidates":7,"selected":4})");
+}
+
+TEST(Select, RefusesClassCountsAboveTheLimit) {
+  ScoreTable table = three_classes();
+  EXPECT_ERROR_CONTAINS(select_rows(table, "msp", rule(SelectOptions::Rule::Fraction), 2000000),
+                        "classes: must be at most 1000000, got 2000000");
+  EXPECT_ERROR_CONTAINS(selection_stats(table, {}, 2000000), "classes: must be at most 1000000, got 2000000");
 }
 
 TEST(Select, WritesTheSelection) {

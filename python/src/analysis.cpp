@@ -62,10 +62,7 @@ SelectOptions select_options(py::object fraction, py::object alpha, py::object t
 // The class count selection needs: given, or as the command line takes it (the largest
 // predicted class + 1, and at least one per alpha value).
 std::size_t class_count(const ScoreTable& table, const SelectOptions& options, py::object classes) {
-  if (!classes.is_none()) return classes.cast<std::size_t>();
-  std::size_t count = options.rule == SelectOptions::Rule::Alpha ? options.alpha.size() : 0;
-  for (const auto& row : table.rows) count = std::max(count, std::size_t(row.pred) + 1);
-  return count;
+  return classes.is_none() ? imagescore::class_count(table, options) : classes.cast<std::size_t>();
 }
 
 std::vector<std::size_t> positions(py::handle selected, const ScoreTable& table) {

@@ -5,6 +5,8 @@
 #include <limits>
 #include <ostream>
 
+#include <nlohmann/json.hpp>
+
 #include "imagescore/core/text.hpp"
 #include "imagescore/core/partition.hpp"
 #include "imagescore/core/error.hpp"
@@ -19,8 +21,15 @@ void check_fraction(const std::string& option, double fraction) {
   }
 }
 
+// Per-class tables are sized by the class count.
+void check_class_count(std::size_t num_classes) {
+  if (num_classes > std::size_t(kMaxClasses))
+    fail_option("classes", "must be at most " + std::to_string(kMaxClasses) + ", got " + std::to_string(num_classes));
+}
+
 void check_options(const SelectOptions& options, std::size_t num_classes) {
   using Rule = SelectOptions::Rule;
+  check_class_count(num_classes);
   if (options.rule == Rule::Fraction) check_fraction("fraction", options.fraction);
   if (options.rule == Rule::Alpha) {
     if (options.global) fail_option("alpha", "gives one fraction per class and cannot be combined with global selection");
@@ -108,12 +117,19 @@ std::vector<std::size_t> select_rows(const ScoreTable& table, const std::string&
   return select_positions(table.values(column), pred, ids, options, num_classes);
 }
 
+std::size_t class_count(const ScoreTable& table, const SelectOptions& options) {
+  std::size_t count = options.rule == SelectOptions::Rule::Alpha ? options.alpha.size() : 0;
+  for (const auto& row : table.rows) count = std::max(count, std::size_t(row.pred) + 1);
+  return count;
+}
+
 double ClassSelectionStats::precision() const {
   return selected == 0 ? std::numeric_limits<double>::quiet_NaN() : double(correct) / double(selected);
 }
 
 SelectionStats selection_stats(const ScoreTable& table, const std::vector<std::size_t>& selected,
                                std::size_t num_classes) {
+  check_class_count(num_classes);
   SelectionStats stats;
   stats.per_class.resize(num_classes);
   check_selected(table.path, table, selected);
@@ -133,6 +149,20 @@ SelectionStats selection_stats(const ScoreTable& table, const std::vector<std::s
     stats.overall.correct += entry.correct;
   }
   return stats;
+}
+
+nlohmann::json selection_json(const SelectionStats& stats, bool labels) {
+  auto entry = [&](const ClassSelectionStats& s) {
+    nlohmann::json j = {{"candidates", s.candidates}, {"selected", s.selected}};
+    if (labels) {
+      j["correct"] = s.correct;
+      j["precision"] = s.selected ? nlohmann::json(s.precision()) : nlohmann::json(nullptr);
+    }
+    return j;
+  };
+  nlohmann::json per_class = nlohmann::json::array();
+  for (const auto& s : stats.per_class) per_class.push_back(entry(s));
+  return {{"overall", entry(stats.overall)}, {"per_class", per_class}};
 }
 
 void write_selection(const std::string& path, const ScoreTable& table, const std::string& column,

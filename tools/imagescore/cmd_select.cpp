@@ -55,30 +55,20 @@ void add_select_command(CLI::App& app) {
       }
       auto table = read_score_table(o.scores);
       add_fused_column(table, o.by);  // a fused column is computed; a missing one fails, naming the file
-      std::size_t classes = o.classes;
-      if (o.classes == 0)
-        for (const auto& row : table.rows) classes = std::max(classes, std::size_t(row.pred) + 1);
-      if (so.rule == SelectOptions::Rule::Alpha && o.classes == 0) classes = std::max(classes, so.alpha.size());
+      const std::size_t classes = o.classes ? o.classes : class_count(table, so);
       auto selected = select_rows(table, o.by, so, classes);
       write_selection(o.out, table, o.by, selected);
       auto stats = selection_stats(table, selected, classes);
-      const bool labels = table.has_labels();
-      auto precision_json = [&](const ClassSelectionStats& s) {
-        nlohmann::json j = {{"candidates", s.candidates}, {"selected", s.selected}};
-        if (labels) {
-          j["correct"] = s.correct;
-          j["precision"] = s.selected ? nlohmann::json(s.precision()) : nlohmann::json(nullptr);
-        }
-        return j;
-      };
-      nlohmann::json per_class = nlohmann::json::array();
-      for (const auto& s : stats.per_class) per_class.push_back(precision_json(s));
       if (!global_options().json) {
         std::fprintf(stderr, "selected %zu of %zu images by %s -> %s\n", stats.overall.selected, table.rows.size(),
                      o.by.c_str(), o.out.c_str());
-        if (labels) std::fprintf(stderr, "precision of the pseudo-labels: %s\n", fixed(stats.overall.precision(), 4).c_str());
+        if (table.has_labels())
+          std::fprintf(stderr, "precision of the pseudo-labels: %s\n", fixed(stats.overall.precision(), 4).c_str());
       }
-      return nlohmann::json{{"out", o.out}, {"by", o.by}, {"overall", precision_json(stats.overall)}, {"per_class", per_class}};
+      auto summary = selection_json(stats, table.has_labels());
+      summary["out"] = o.out;
+      summary["by"] = o.by;
+      return summary;
     });
   });
 }

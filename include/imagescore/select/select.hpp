@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "imagescore/score/scores_table.hpp"
 
 namespace imagescore {
@@ -31,6 +33,10 @@ std::vector<std::size_t> select_positions(const std::vector<double>& score, cons
                                           const std::vector<std::size_t>& ids, const SelectOptions& options,
                                           std::size_t num_classes);
 
+// The class count a selection uses when none is given: the largest predicted class plus
+// one, and at least one per alpha value under the Alpha rule.
+std::size_t class_count(const ScoreTable& table, const SelectOptions& options);
+
 struct ClassSelectionStats {
   std::size_t candidates = 0;
   std::size_t selected = 0;
@@ -44,6 +50,10 @@ struct SelectionStats {
 // Requires labels for `correct`; without labels the correct counts stay 0.
 SelectionStats selection_stats(const ScoreTable& table, const std::vector<std::size_t>& selected,
                                std::size_t num_classes);
+
+// {candidates, selected[, correct, precision]} overall and per class; correct and
+// precision only where the table has labels (precision null when nothing is selected).
+nlohmann::json selection_json(const SelectionStats& stats, bool labels);
 
 // Writes id,path,pseudo_label,score atomically.
 void write_selection(const std::string& path, const ScoreTable& table, const std::string& column,
