@@ -156,6 +156,19 @@ TEST(ScoresTable, ReadsLabelsCrlfAndNoFinalNewline) {
   EXPECT_TRUE(table.has_labels());
 }
 
+TEST(ScoresTable, ReadsAByteOrderMarkAsSpreadsheetsSaveIt) {
+  TempDir dir;
+  const std::string path = dir.file("scores.csv");
+  write_bytes(path, "\xEF\xBB\xBFid,path,label,pred,correct,msp\n3,a.png,999999,999999,1,0.25\n");
+  ScoreTable table = read_score_table(path);
+  ASSERT_EQ(table.rows.size(), 1u);
+  EXPECT_EQ(table.rows[0].id, 3u);
+  EXPECT_EQ(table.rows[0].pred, kMaxClasses - 1);
+  const std::string selection = dir.file("selection.csv");
+  write_bytes(selection, "\xEF\xBB\xBFid,path,pseudo_label,score\n3,a.png,1,0.25\n");
+  EXPECT_EQ(read_selection(selection).size(), 1u);
+}
+
 TEST(ScoresTable, ReadsAHeaderOnlyFile) {
   TempDir dir;
   const std::string path = dir.file("scores.csv");
@@ -191,6 +204,9 @@ TEST(ScoresTable, RejectsMalformedRowsWithTheirLine) {
   expect_rejected(kHeader + "0,a.png,1,1,1,1e999\n", ":2: msp '1e999' is not a finite number");
   expect_rejected(kHeader + "0,a.png,1,1,1, 0.5\n", ":2: msp ' 0.5' is not a finite number");
   expect_rejected(kHeader + "0,a.png,1,1,1,0.5\n\n", ":3: expected 6 fields (as in the header), got 1");
+  // One edited cell must not size per-class tables in gigabytes downstream.
+  expect_rejected(kHeader + "0,a.png,1,10000000,0,0.5\n", ":2: pred 10000000 is above the limit of 999999");
+  expect_rejected(kHeader + "0,a.png,1000000,1,0,0.5\n", ":2: label 1000000 is above the limit of 999999");
 }
 
 TEST(ScoresTable, RejectsBadQuotingWithTheRightLine) {

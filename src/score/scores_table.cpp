@@ -33,8 +33,7 @@ std::string join(const std::vector<std::string>& items, const char* separator) {
 class CsvReader {
  public:
   explicit CsvReader(const std::string& path) : path_(path), in_(path, std::ios::binary) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) fail(path, "is a folder, expected a file");
+    check_input_file(path);
     if (!in_) fail(path, std::string("cannot open: ") + std::strerror(errno));
   }
 
@@ -127,6 +126,18 @@ class CsvReader {
 
 bool parse_class(const std::string& text, int& value) { return parse_number(text, value) && value >= 0; }
 
+// A class id sizes per-class tables downstream (selection, statistics): one edited cell
+// must not ask for gigabytes.
+void check_class_id(const std::string& where, const std::string& field, int value) {
+  if (value >= kMaxClasses)
+    fail(where, field + " " + std::to_string(value) + " is above the limit of " + std::to_string(kMaxClasses - 1));
+}
+
+// Spreadsheets save CSV with a UTF-8 byte-order mark before the first header name.
+void drop_byte_order_mark(std::vector<std::string>& header) {
+  if (!header.empty() && header[0].rfind("\xEF\xBB\xBF", 0) == 0) header[0].erase(0, 3);
+}
+
 ScoreRow parse_row(const std::string& where, const std::vector<std::string>& fields,
                    const std::vector<std::string>& header) {
   if (fields.size() != header.size()) {
@@ -140,6 +151,8 @@ ScoreRow parse_row(const std::string& where, const std::vector<std::string>& fie
     fail(where, "label '" + fields[2] + "' is neither empty nor a non-negative integer");
   }
   if (!parse_class(fields[3], row.pred)) fail(where, "pred '" + fields[3] + "' is not a non-negative integer");
+  check_class_id(where, "label", row.label);
+  check_class_id(where, "pred", row.pred);
   const std::string& correct = fields[4];
   if (!correct.empty()) {
     if (correct != "0" && correct != "1") fail(where, "correct '" + correct + "' is neither empty, 0 nor 1");
@@ -259,6 +272,7 @@ struct ScoreReader::Impl {
 ScoreReader::ScoreReader(const std::string& path) : impl_(std::make_unique<Impl>(path)) {
   std::size_t line = 0;
   if (!impl_->csv.next(impl_->header, line)) fail(path, "empty file, expected a header line");
+  drop_byte_order_mark(impl_->header);
   check_header(path + ":" + std::to_string(line), impl_->header);
   value_columns_.assign(impl_->header.begin() + std::ptrdiff_t(kFixedColumns.size()), impl_->header.end());
 }
@@ -287,6 +301,7 @@ std::vector<SelectionRow> read_selection(const std::string& path) {
   std::vector<std::string> fields;
   std::size_t line = 0;
   if (!reader.next(fields, line)) fail(path, "empty file, expected a header line");
+  drop_byte_order_mark(fields);
   if (fields != std::vector<std::string>{"id", "path", "pseudo_label", "score"})
     fail(path + ":" + std::to_string(line), "not a selection file (expected the header id,path,pseudo_label,score)");
   std::vector<SelectionRow> rows;
@@ -297,6 +312,7 @@ std::vector<SelectionRow> read_selection(const std::string& path) {
     if (!parse_number(fields[0], row.id)) fail(where, "id '" + fields[0] + "' is not a non-negative integer");
     row.path = fields[1];
     if (!parse_class(fields[2], row.pseudo_label)) fail(where, "pseudo_label '" + fields[2] + "' is not a non-negative integer");
+    check_class_id(where, "pseudo_label", row.pseudo_label);
     if (!parse_number(fields[3], row.score) || !std::isfinite(row.score)) fail(where, "score '" + fields[3] + "' is not a finite number");
     rows.push_back(std::move(row));
   }

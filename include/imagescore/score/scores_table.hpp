@@ -16,6 +16,10 @@ namespace imagescore {
 // trustworthy for each of them.
 const std::vector<std::string>& score_columns();  // image_score, msp, margin, neg_entropy, energy, max_logit
 
+// Class ids in scores and selection files are below this (ImageNet-21k has 21,841
+// classes); larger ids are refused before anything is sized by them.
+constexpr int kMaxClasses = 1000000;
+
 struct ScoreRow {
   std::size_t id = 0;          // position of the image in its data source
   std::string path;
