@@ -59,6 +59,8 @@ TEST(Analysis, ConstantValuesFormOneInterval) {
 
 TEST(Analysis, BinningRejectsBadInput) {
   EXPECT_ERROR_CONTAINS(bin_edges({1, 2}, 0, Binning::Width), "bins: must be at least 1");
+  EXPECT_ERROR_CONTAINS(bin_edges({1, 2}, 1000000, Binning::Width), "bins: must be at most 10000, got 1000000");
+  EXPECT_EQ(bin_edges({1, 2}, kMaxBins, Binning::Width).size(), kMaxBins + 1);
   EXPECT_ERROR_CONTAINS(bin_edges({}, 3, Binning::Width), "no values");
   EXPECT_ERROR_CONTAINS(bin_edges({1, std::nan("")}, 3, Binning::Quantile), "not finite");
   EXPECT_ERROR_CONTAINS(bin_scores({0, 1}, {0.5}, {true, false}), "as many correctness flags");

@@ -147,6 +147,11 @@ TEST(Profiles, BadInput) {
   EXPECT_ERROR_CONTAINS(check_profiles_match(shard, *f.model, "s"), "s: is shard 1/2 only");
   o.shard_index = 3;
   EXPECT_ERROR_CONTAINS(build_profiles(*f.model, *f.source, o), "shard: expected I/K with 1 <= I <= K, got 3/2");
+  o.shard_index = 1;
+  o.shard_count = f.source->size() + 1;
+  EXPECT_ERROR_CONTAINS(build_profiles(*f.model, *f.source, o),
+                        ": cannot be cut into " + std::to_string(f.source->size() + 1) + " shards: it has " +
+                            std::to_string(f.source->size()) + " images");
   // Unlabelled data cannot make per-class profiles; global mode can.
   testing::MemorySource pool(kShape, {});
   std::vector<std::uint8_t> px(kShape.pixels(), 7);

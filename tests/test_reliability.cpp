@@ -7,6 +7,8 @@
 
 #include "imagescore/core/io.hpp"
 #include "imagescore/core/progress.hpp"
+#include "imagescore/core/runtime.hpp"
+#include "imagescore/score/scores_table.hpp"
 #include "parsers.hpp"
 #include "test_files.hpp"
 #include "test_util.hpp"
@@ -90,6 +92,20 @@ TEST(Reliability, SplitNeedsAtLeastTwoImages) {
   EXPECT_ERROR_CONTAINS(make_split(*one, 0.5, 0), "has 1 image; a split needs at least 2");
   auto none = subset(*one, {});
   EXPECT_ERROR_CONTAINS(make_split(*none, 0.5, 0), "has 0 images; a split needs at least 2");
+}
+
+TEST(Reliability, EndlessDevicesAreRefusedAsInputs) {
+  EXPECT_ERROR_CONTAINS(read_file("/dev/zero"), "/dev/zero: is a device, expected a file");
+  EXPECT_ERROR_CONTAINS(open_data("csv:/dev/urandom", SplitName::Train), "/dev/urandom: is a device, expected a file");
+  EXPECT_ERROR_CONTAINS(read_score_table("/dev/zero"), "/dev/zero: is a device, expected a file");
+}
+
+TEST(Reliability, ThreadCountIsBoundedByTheCores) {
+  EXPECT_EQ(max_threads(), 4 * hardware_threads());
+  EXPECT_ERROR_CONTAINS(set_threads(max_threads() + 1), "threads: must be at most " + std::to_string(max_threads()) +
+                                                            " (4 per core), got " + std::to_string(max_threads() + 1));
+  EXPECT_ERROR_CONTAINS(set_threads(99999), "got 99999");
+  EXPECT_EQ(set_threads(1), 1);
 }
 
 // Interruption sets a process-wide flag, so these run in a child process.

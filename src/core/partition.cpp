@@ -32,6 +32,11 @@ std::pair<std::size_t, std::size_t> shard_range(std::size_t n, std::size_t index
   return {std::size_t(u128(index - 1) * n / count), std::size_t(u128(index) * n / count)};
 }
 
+void check_shard_count(const std::string& where, std::size_t n, std::size_t count) {
+  if (count > n)
+    fail(where, "cannot be cut into " + std::to_string(count) + " shards: it has " + std::to_string(n) + " images");
+}
+
 double quantile(std::vector<double> values, double p) {
   if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
   std::sort(values.begin(), values.end());

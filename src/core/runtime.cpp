@@ -34,7 +34,12 @@ void parallel_for(std::size_t n, std::size_t grain, const std::function<void(std
   at::parallel_for(0, int64_t(n), int64_t(grain), [&](int64_t begin, int64_t end) { f(std::size_t(begin), std::size_t(end)); });
 }
 
+int max_threads() { return 4 * hardware_threads(); }
+
 int set_threads(int threads) {
+  if (threads > max_threads())
+    fail_option("threads", "must be at most " + std::to_string(max_threads()) + " (4 per core), got " +
+                               std::to_string(threads));
   int n = threads > 0 ? threads : hardware_threads();
   at::set_num_threads(n);
   return n;

@@ -198,6 +198,7 @@ ReferenceSet fit_reference(Model& model, const ImageSource& source, const FitRun
     fail(source.spec(), "fitting per-class statistics needs labelled images (or build one global profile)");
   const std::size_t n = source.size();
   if (n == 0) fail(source.spec(), "no images");
+  check_shard_count(source.spec(), n, options.shard_count);
   const auto [begin, end] = shard_range(n, options.shard_index, options.shard_count);
   ReferenceBuilder builder(model, options.fit, options.scores, source.spec(), end - begin);
 

@@ -261,6 +261,7 @@ ProfileSet build_profiles(Model& model, const ImageSource& source, const Profile
   auto tap_ids = resolve_taps(model, options.taps);
   const std::size_t n = source.size();
   if (n == 0) fail(source.spec(), "no images");
+  check_shard_count(source.spec(), n, options.shard_count);
   const auto [begin, end] = shard_range(n, options.shard_index, options.shard_count);
   std::vector<std::size_t> part(end - begin);
   for (std::size_t i = begin; i < end; ++i) part[i - begin] = i;

@@ -62,6 +62,9 @@ std::string to_string(Binning binning) { return enum_name(kBinningNames, binning
 
 std::vector<double> bin_edges(const std::vector<double>& values, std::size_t bins, Binning binning) {
   if (bins == 0) fail_option("bins", "must be at least 1");
+  // Each interval costs memory in every table and column: a bound keeps a typo from
+  // asking for gigabytes.
+  if (bins > kMaxBins) fail_option("bins", "must be at most " + std::to_string(kMaxBins) + ", got " + std::to_string(bins));
   if (values.empty()) fail("bin_edges", "no values to bin");
   for (double v : values)
     if (!std::isfinite(v)) fail("bin_edges", "a value is not finite");

@@ -21,7 +21,19 @@ void add_global_options(CLI::App& command) {
   auto& g = global_options();
   command.add_flag("--json", g.json, "Print a machine-readable summary on stdout");
   command.add_flag("-q,--quiet", g.quiet, "No progress output on stderr");
-  command.add_option("--threads", g.threads, "Compute threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  command.add_option("--threads", g.threads, "Compute threads (default: all cores; at most 4 per core)")
+      ->check(CLI::Range(0, max_threads()));
+}
+
+void refuse_empty_numbers(CLI::App& app) {
+  for (CLI::Option* option : app.get_options()) {
+    const std::string type = option->get_type_name();
+    if (type.rfind("INT", 0) == 0 || type.rfind("UINT", 0) == 0 || type.rfind("FLOAT", 0) == 0)
+      option->check(CLI::Validator(
+          [](std::string& value) { return value.empty() ? std::string("empty value, expected a number") : std::string(); },
+          ""));
+  }
+  for (CLI::App* command : app.get_subcommands(std::function<bool(CLI::App*)>{})) refuse_empty_numbers(*command);
 }
 
 void add_device_option(CLI::App& command) {

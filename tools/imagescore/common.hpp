@@ -28,6 +28,10 @@ void add_global_options(CLI::App& command);
 // Adds --device to a sub-command that runs a model.
 void add_device_option(CLI::App& command);
 
+// CLI11 reads an empty value as 0 (`train --epochs ""` trained nothing and exited 0):
+// every numeric option of `app` and its sub-commands refuses an empty value instead.
+void refuse_empty_numbers(CLI::App& app);
+
 // Options selecting the images a command works on.
 struct DataOptions {
   std::string spec;

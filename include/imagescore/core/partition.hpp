@@ -18,6 +18,10 @@ std::size_t count_for_fraction(double fraction, std::size_t n);
 // 1 <= index <= count.
 std::pair<std::size_t, std::size_t> shard_range(std::size_t n, std::size_t index, std::size_t count);
 
+// Refuses more shards of a reference set than it has items (a part with no images is a
+// mistyped K, and 1/4294967296 would silently write an empty profile).
+void check_shard_count(const std::string& where, std::size_t n, std::size_t count);
+
 // "I/K" as a shard (1 <= I <= K); OptionError "shard" otherwise.
 std::pair<std::size_t, std::size_t> parse_shard(const std::string& text);
 

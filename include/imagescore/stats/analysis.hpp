@@ -25,7 +25,9 @@ std::string to_string(Binning binning);
 //   Quantile: e_j is the value at sorted position floor(j n / bins), so that each
 //             interval holds about n / bins values; tied values never straddle an
 //             edge, so repeated edges are merged and fewer intervals may remain.
-// One interval [v, v] when every value is v. Fails on no values or a non-finite one.
+// One interval [v, v] when every value is v. Fails on no values, a non-finite one, or
+// bins outside [1, kMaxBins].
+constexpr std::size_t kMaxBins = 10000;
 std::vector<double> bin_edges(const std::vector<double>& values, std::size_t bins, Binning binning);
 
 struct ScoreBin {
