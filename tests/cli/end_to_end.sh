@@ -74,6 +74,17 @@ expect_error "s1.csv: no column 'confidence'" "$imagescore" select --scores s1.c
 head -c 100 data/train-images-idx3-ubyte > trunc-images-idx3-ubyte
 mkdir bad && cp trunc-images-idx3-ubyte bad/train-images-idx3-ubyte && cp data/train-labels-idx1-ubyte bad/
 expect_error "--epochs" "$imagescore" train --data $data --epochs many --out y.st
+# A file name with a newline or an escape code still makes one line that cannot fake another.
+expect_error 'no\x0aimagescore: done\x1b[0m.st: cannot open' "$imagescore" score --model $'no\nimagescore: done\e[0m.st' \
+  --profiles prof.st --data $data --out x.csv
+expect_error "--epochs: empty value, expected a number" "$imagescore" train --data $data --epochs "" --out y.st
+expect_error "--fraction: empty value, expected a number" "$imagescore" select --scores study/scores.csv --fraction "" \
+  --out y.csv
+expect_error "--threads: Value 99999 not in range 0 to" "$imagescore" score --model model.st --profiles prof.st --data $data \
+  --threads 99999 --out x.csv
+expect_error "--threads: Value -3 not in range 0 to" "$imagescore" score --model model.st --profiles prof.st --data $data \
+  --threads -3 --out x.csv
+expect_error "--bins: must be at most 10000, got 1000000" "$imagescore" analyze --scores study/scores.csv --bins 1000000 --out an.json
 expect_error "--labelled: must be in (0, 1)" "$imagescore" study --data $data --labelled 1.5 --out st2
 expect_error "--floor" "$imagescore" score --model model.st --profiles prof.st --data $data --floor 2 --out x.csv
 expect_error "truncated" "$imagescore" train --data idx:bad --epochs 1 --out y.st

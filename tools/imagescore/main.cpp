@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "common.hpp"
 #include "imagescore/dist/dist.hpp"
@@ -27,16 +28,37 @@ void ensure_passive_openmp(char** argv) {
   // execv failed (no /proc): carry on with the default policy.
 }
 
-// The first Ctrl-C asks the running command to stop at its next interruption point, so
-// that temporary files are removed on the way out; a second one kills at once (the atomic
-// writes still leave nothing under a final name).
-void on_sigint(int) {
+// The first Ctrl-C (or SIGTERM, what `timeout` and batch schedulers send) asks the
+// running command to stop at its next interruption point, so that temporary files are
+// removed on the way out; a second one kills at once (the atomic writes still leave
+// nothing under a final name).
+volatile std::sig_atomic_t g_stop_signal = 0;
+void on_stop_signal(int signal) {
+  g_stop_signal = signal;
   imagescore::request_interrupt();
-  std::signal(SIGINT, SIG_DFL);
+  std::signal(signal, SIG_DFL);
 }
 
-// Shell convention for a command stopped by SIGINT: 128 + 2.
-constexpr int kInterruptedExitCode = 128 + SIGINT;
+// Messages name files, and a file name can hold a newline or terminal escape codes: each
+// control character is printed as \xNN, so that an error is one line that cannot fake
+// another message.
+std::string printable(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (c < 0x20 || c == 0x7f) {
+      char code[5];
+      std::snprintf(code, sizeof code, "\\x%02x", c);
+      out += code;
+    } else {
+      out += char(c);
+    }
+  }
+  return out;
+}
+
+// Shell convention for a command stopped by a signal: 128 + its number (130 for SIGINT,
+// 143 for SIGTERM).
+int interrupted_exit_code() { return 128 + (g_stop_signal ? int(g_stop_signal) : SIGINT); }
 
 }  // namespace
 
@@ -48,7 +70,7 @@ int main(int argc, char** argv) {
   try {
     imagescore::dist::init(argc, argv);
   } catch (const imagescore::Error& e) {
-    std::fprintf(stderr, "imagescore: error: %s\n", e.what());
+    std::fprintf(stderr, "imagescore: error: %s\n", printable(e.what()).c_str());
     return 1;
   }
   const int code = run_command_line(argc, argv);
@@ -60,7 +82,8 @@ int main(int argc, char** argv) {
 
 int run_command_line(int argc, char** argv) {
   imagescore::tune_malloc(true);
-  std::signal(SIGINT, on_sigint);
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
 
   CLI::App app{"imagescore: score, select and pseudo-label images with a trained CNN"};
   app.require_subcommand(1);
@@ -81,30 +104,31 @@ int run_command_line(int argc, char** argv) {
   add_assemble_command(app);
   add_detect_command(app);
   add_fuse_command(app);
+  refuse_empty_numbers(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    std::fprintf(stderr, "imagescore: error: %s (see --help)\n", e.what());
+    std::fprintf(stderr, "imagescore: error: %s (see --help)\n", printable(e.what()).c_str());
     return e.get_exit_code();
   } catch (const imagescore::OptionError& e) {
     // The library names the field; the user typed the flag.
     std::string flag = e.field();
     std::replace(flag.begin(), flag.end(), '_', '-');
-    std::fprintf(stderr, "imagescore: error: --%s: %s\n", flag.c_str(), e.problem().c_str());
+    std::fprintf(stderr, "imagescore: error: --%s: %s\n", flag.c_str(), printable(e.problem()).c_str());
     return 1;
   } catch (const imagescore::Error& e) {
     if (imagescore::interrupt_requested()) {
       std::fprintf(stderr, "imagescore: interrupted\n");
-      return kInterruptedExitCode;
+      return interrupted_exit_code();
     }
-    std::fprintf(stderr, "imagescore: error: %s\n", e.what());
+    std::fprintf(stderr, "imagescore: error: %s\n", printable(e.what()).c_str());
     return 1;
   } catch (const std::exception& e) {
     // LibTorch and the standard library can still throw on conditions no check caught.
     std::string message = e.what();
     message = message.substr(0, message.find('\n'));
-    std::fprintf(stderr, "imagescore: error: %s\n", message.c_str());
+    std::fprintf(stderr, "imagescore: error: %s\n", printable(message).c_str());
     return 1;
   }
   return 0;
