@@ -338,6 +338,16 @@ TEST(ImageFolder, RejectsBadImagesAndLayouts) {
   EXPECT_ERROR_CONTAINS(open_data("folder:" + dir.file("broken"), SplitName::Train),
                         dir.file("broken/a.png") + ": unreadable image (");
 
+  // A link named like an image that leads nowhere, or to itself, is an error, not a skip.
+  write_png(dir.file("links/cls/a.png"), 2, 2, 1, {1, 2, 3, 4});
+  fs::create_symlink(dir.file("links/cls/gone.png"), dir.file("links/cls/b.png"));
+  EXPECT_ERROR_CONTAINS(open_data("folder:" + dir.file("links"), SplitName::Train),
+                        dir.file("links/cls/b.png") + ": broken or looping symbolic link");
+  fs::remove(dir.file("links/cls/b.png"));
+  fs::create_symlink(dir.file("links/cls/c.png"), dir.file("links/cls/c.png"));
+  EXPECT_ERROR_CONTAINS(open_data("folder:" + dir.file("links"), SplitName::Train),
+                        dir.file("links/cls/c.png") + ": broken or looping symbolic link");
+
   fs::create_directories(dir.file("cls2/empty"));
   write_png(dir.file("cls2/full/a.png"), 2, 2, 1, {1, 2, 3, 4});
   EXPECT_ERROR_CONTAINS(open_data("folder:" + dir.file("cls2"), SplitName::Train),
