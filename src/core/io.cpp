@@ -69,7 +69,13 @@ std::string read_file(const std::string& path, std::uint64_t max_bytes) {
   return data;
 }
 
+void check_output_path(const std::string& path) {
+  // An empty name failed only at the rename, as ": cannot rename temporary file into place".
+  if (path.empty()) fail_option("out", "is empty: give a file name");
+}
+
 void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write) {
+  check_output_path(path);
   fs::path target(path);
   fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
   std::error_code ec;

@@ -195,6 +195,7 @@ const std::vector<std::string>& score_columns() {
 
 ScoreWriter::ScoreWriter(const std::string& path, std::vector<std::string> value_columns)
     : path_(path), tmp_path_(path + ".tmp." + std::to_string(::getpid())), columns_(std::move(value_columns)) {
+  check_output_path(path_);
   out_.open(tmp_path_, std::ios::binary | std::ios::trunc);
   if (!out_) fail(path_, std::string("cannot write: ") + std::strerror(errno));
   out_ << join(kFixedColumns, ",");

@@ -77,6 +77,7 @@ expect_error "--epochs" "$imagescore" train --data $data --epochs many --out y.s
 # A file name with a newline or an escape code still makes one line that cannot fake another.
 expect_error 'no\x0aimagescore: done\x1b[0m.st: cannot open' "$imagescore" score --model $'no\nimagescore: done\e[0m.st' \
   --profiles prof.st --data $data --out x.csv
+expect_error "--out: is empty: give a file name" "$imagescore" score --model model.st --profiles prof.st --data $data --out ""
 expect_error "--epochs: empty value, expected a number" "$imagescore" train --data $data --epochs "" --out y.st
 expect_error "--fraction: empty value, expected a number" "$imagescore" select --scores study/scores.csv --fraction "" \
   --out y.csv

@@ -21,6 +21,9 @@ std::string read_file(const std::string& path, std::uint64_t max_bytes = std::ui
 // stop there, so a small gzip file that inflates to gigabytes is never held in memory.
 std::string read_file_prefix(const std::string& path, std::uint64_t max_bytes, bool& more);
 
+// Fails on an empty output name (OptionError for the field `out`).
+void check_output_path(const std::string& path);
+
 // Writes through a temporary file in the same folder, then renames it over `path`: an
 // interrupted run never leaves a half-written file under the final name.
 void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write);
