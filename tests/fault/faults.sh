@@ -74,15 +74,31 @@ same_result() {
   fi
 }
 
-# interrupt SIGNAL OUT: starts `cmd` in the background, lets it run 2 s, sends the signal
-# and leaves the exit status in `status` (a command that ended earlier fails the test).
+# catches_sigint PID: whether the process has installed its SIGINT handler (bit 2 of
+# SigCgt). A non-interactive shell starts background jobs with SIGINT ignored, so a
+# SIGINT sent during start-up (loading LibTorch takes seconds under a sanitizer or on a
+# loaded machine) would be lost.
+catches_sigint() {
+  local mask
+  mask=$(awk '/^SigCgt:/ { print $2 }' "/proc/$1/status" 2> /dev/null) || return 1
+  [[ -n $mask ]] && (((16#$mask & 2) != 0))
+}
+
+# interrupt SIGNAL OUT: starts `cmd` in the background, waits until it catches signals
+# (at most 120 s), lets it work 1 s more, sends the signal and leaves the exit status in
+# `status` (a command that ended earlier fails the test).
 interrupt() {
   local signal=$1 out=$2
   "${cmd[@]}" > /dev/null 2> "$out.err" &
   local pid=$!
-  sleep 2
+  for ((i = 0; i < 1200; ++i)); do
+    catches_sigint "$pid" && break
+    kill -0 "$pid" 2> /dev/null || break
+    sleep 0.1
+  done
+  sleep 1
   if ! kill -0 "$pid" 2> /dev/null; then
-    echo "FAILED: ${cmd[1]} finished within 2 s, before the $signal (make the data set larger)"
+    echo "FAILED: ${cmd[1]} finished before the $signal (make the data set larger)"
     failures=$((failures + 1))
   fi
   kill "-$signal" "$pid" 2> /dev/null || true
