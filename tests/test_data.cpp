@@ -429,6 +429,7 @@ TEST(CsvManifest, RejectsBadLines) {
   EXPECT_ERROR_CONTAINS(open("a.png,1,2\n"), file + ":1: expected 'path' or 'path,label', found 3 fields");
   EXPECT_ERROR_CONTAINS(open("a.png\nmissing.png\n"), file + ":2: image " + dir.file("missing.png") + " not found");
   EXPECT_ERROR_CONTAINS(open(",1\n"), file + ":1: empty image path");
+  EXPECT_ERROR_CONTAINS(open(std::string("a.png\0.png,1\n", 13)), file + ":1: image path contains a NUL byte");
   EXPECT_ERROR_CONTAINS(open("path,label\n\n"), file + ": lists no images");
   EXPECT_ERROR_CONTAINS(open_data("csv:" + dir.file("absent.csv"), SplitName::Train), "absent.csv: cannot open");
 }

@@ -167,6 +167,8 @@ std::unique_ptr<ImageSource> open_csv_manifest(const std::string& file, const st
     first_line = false;
     if (is_header) continue;
     if (fields[0].empty()) fail(where, "empty image path");
+    // The system would open the part before a NUL, while the scores file records it all.
+    if (fields[0].find('\0') != std::string::npos) fail(where, "image path contains a NUL byte");
     if (has_label && !label_is_int) fail(where, "label '" + fields[1] + "' is not an integer");
     if (has_label && (label < 0 || label > kMaxManifestLabel))
       fail(where, "label " + fields[1] + " is out of range (0 to " + std::to_string(kMaxManifestLabel) + ")");
