@@ -200,7 +200,8 @@ ReferenceSet fit_reference(Model& model, const ImageSource& source, const FitRun
   if (n == 0) fail(source.spec(), "no images");
   check_shard_count(source.spec(), n, options.shard_count);
   const auto [begin, end] = shard_range(n, options.shard_index, options.shard_count);
-  ReferenceBuilder builder(model, options.fit, options.scores, source.spec(), end - begin);
+  const std::string data = options.data_part.empty() ? source.spec() : source.spec() + " (" + options.data_part + ")";
+  ReferenceBuilder builder(model, options.fit, options.scores, data, end - begin);
 
   std::vector<std::size_t> part(end - begin);
   for (std::size_t i = begin; i < end; ++i) part[i - begin] = i;

@@ -41,6 +41,11 @@ done
 "$imagescore" score --model model.st --profiles prof.st --data $data --split-file split.json --part additional --out s1.csv -q
 "$imagescore" score --model model.st --profiles merged.st --data $data --split-file split.json --part additional --out s2.csv -q
 check "merged shards score exactly like one pass" cmp -s s1.csv s2.csv
+# Shards of different parts of the data never merge.
+"$imagescore" profile --model model.st --data $data --split-file split.json --part additional --shard 2/2 --out other2.st -q
+expect_error "other2.st: built from other data than shard1.st" "$imagescore" profile merge shard1.st other2.st --out x.st
+"$imagescore" profile --model model.st --data $data --split test --shard 2/2 --out test2.st -q
+expect_error "test2.st: built from other data than shard1.st" "$imagescore" profile merge shard1.st test2.st --out x.st
 "$imagescore" score --model model.st --profiles prof.st --data $data --split test --out s3.csv --per-tap --json -q --threads 1 --batch-size 7 > score.out
 "$imagescore" score --model model.st --profiles prof.st --data $data --split test --out s4.csv --per-tap -q --threads 2 --batch-size 64
 check "scores independent of threads and batch size" cmp -s s3.csv s4.csv
@@ -78,6 +83,8 @@ expect_error "--epochs" "$imagescore" train --data $data --epochs many --out y.s
 expect_error 'no\x0aimagescore: done\x1b[0m.st: cannot open' "$imagescore" score --model $'no\nimagescore: done\e[0m.st' \
   --profiles prof.st --data $data --out x.csv
 expect_error "--out: is empty: give a file name" "$imagescore" score --model model.st --profiles prof.st --data $data --out ""
+expect_error "train: loss became" "$imagescore" train --data $data --epochs 1 --lr 1e30 --out diverged.st
+check "a diverged training writes no model" test ! -e diverged.st
 expect_error "--epochs: empty value, expected a number" "$imagescore" train --data $data --epochs "" --out y.st
 expect_error "--fraction: empty value, expected a number" "$imagescore" select --scores study/scores.csv --fraction "" \
   --out y.csv

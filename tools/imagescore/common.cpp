@@ -58,6 +58,11 @@ std::unique_ptr<ImageSource> open_selected_data(const DataOptions& data, const s
   return open_data_part(data.spec, data.split, data.split_file, part);
 }
 
+std::string selected_part(const DataOptions& data, const std::string& default_part) {
+  if (!data.split_file.empty()) return data.split_file + " part " + (data.part.empty() ? default_part : data.part);
+  return data.split == "train" ? "" : "split " + data.split;
+}
+
 void run_command(const std::function<nlohmann::json()>& body) {
   auto& g = global_options();
   const auto& cluster = dist::cluster();

@@ -42,6 +42,9 @@ struct DataOptions {
 void add_data_options(CLI::App& command, DataOptions& data, const std::string& default_split, bool required = true);
 // Opens the selected images; with --split-file and no --part, the part is `default_part`.
 std::unique_ptr<ImageSource> open_selected_data(const DataOptions& data, const std::string& default_part);
+// Which part of the data set open_selected_data opens, in words, or "" for the whole
+// training split (FitRunOptions::data_part).
+std::string selected_part(const DataOptions& data, const std::string& default_part);
 
 // Applies the global options (threads, quiet, device) and runs `body`, which returns the JSON
 // summary printed with --json.

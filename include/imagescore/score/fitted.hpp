@@ -117,6 +117,10 @@ struct ReferenceSet {
 struct FitRunOptions {
   FitOptions fit;
   std::vector<std::string> scores;
+  // The part of the data set the source holds where it is not the whole training split
+  // ("split test", "<split file> part additional"): recorded after the data spec, so that
+  // shards of different parts never merge. Empty for the training split.
+  std::string data_part;
   std::size_t shard_index = 1, shard_count = 1;
   std::size_t batch_size = 256;
   int threads = 0;
