@@ -114,7 +114,11 @@ def safetensors(tensors, metadata):
     for name, dtype, shape, payload in tensors:
         header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(payload)]}
         data += payload
-    header["__metadata__"] = dict(metadata, **{"imagescore.crc32": "%08x" % zlib.crc32(data)})
+    # The checksum covers the canonical header (as nlohmann::json dumps it: sorted keys,
+    # no spaces, UTF-8 unescaped) and then the data.
+    header["__metadata__"] = dict(metadata)
+    canonical = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    header["__metadata__"]["imagescore.checksum"] = "crc32:%08x" % zlib.crc32(data, zlib.crc32(canonical))
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * ((8 - len(text) % 8) % 8)
     return struct.pack("<Q", len(text)) + text + data
@@ -126,12 +130,17 @@ def profile_file(classes=("a", "b"), shape=(2, 2), count=3, global_profile=False
     tensors, profiles = [], []
     names = ["global"] if global_profile else list(classes)
     for p, name in enumerate(names):
+        # Neuron i sums to i + 1; the derived fields follow docs/method.md (rho 0.5, L-inf).
         sums = b"".join(struct.pack("<qq", (i + 1) << 32, 0) for i in range(n))
+        reference = [(i + 1) / count for i in range(n)] if count else [0.0] * n
+        threshold = 0.5 * max(reference) if count else 0.0
+        mask = [int(count > 0 and a >= threshold) for a in reference]
         tensors += [("p%d/conv1/sum" % p, "I64", [n, 2], sums),
-                    ("p%d/conv1/reference" % p, "F64", stored, b"\0" * 8 * n),
-                    ("p%d/conv1/mask" % p, "U8", stored, b"\0" * n)]
+                    ("p%d/conv1/reference" % p, "F64", stored, struct.pack("<%dd" % n, *reference)),
+                    ("p%d/conv1/mask" % p, "U8", stored, bytes(mask))]
         profiles.append({"name": name, "count": count, "taps": [
-            {"name": "conv1", "shape": list(shape), "threshold": 0, "mask_count": 0, "excluded": False, "reason": ""}]})
+            {"name": "conv1", "shape": list(shape), "threshold": threshold, "mask_count": sum(mask),
+             "excluded": count == 0, "reason": "" if count else "no reference images"}]})
     meta = {"format": "imagescore-profile", "version": 1, "model": {"arch": "small-cnn", "weights_hash": "0123456789abcdef"},
             "data": "idx:data", "options": {"rho": 0.5, "norm": "linf", "scale": "mean", "global": global_profile},
             "classes": list(classes), "shard": list(shard), "fixed_point_bits": 32, "profiles": profiles}

@@ -201,6 +201,18 @@ TEST(Models, CheckpointRoundTripGivesIdenticalOutputs) {
   bytes[bytes.size() - 5] ^= 1;
   testing::write_bytes(dir.file("bad.safetensors"), bytes);
   EXPECT_ERROR_CONTAINS(load_model(dir.file("bad.safetensors")), "bad.safetensors: checksum mismatch");
+  // One digit of the normalisation in the header changes every output: refused too, and
+  // so is a file whose checksum was removed.
+  bytes = testing::read_bytes(dir.file("small-cnn.safetensors"));
+  const auto mean = bytes.find("\\\"mean\\\":[0.");
+  ASSERT_NE(mean, std::string::npos);
+  bytes[mean + 12] = bytes[mean + 12] == '1' ? '2' : '1';
+  testing::write_bytes(dir.file("bad.safetensors"), bytes);
+  EXPECT_ERROR_CONTAINS(load_model(dir.file("bad.safetensors")), "bad.safetensors: checksum mismatch (file corrupted or edited)");
+  bytes = testing::read_bytes(dir.file("small-cnn.safetensors"));
+  bytes.replace(bytes.find("imagescore.checksum"), 19, "imagescore.comment ");
+  testing::write_bytes(dir.file("bad.safetensors"), bytes);
+  EXPECT_ERROR_CONTAINS(load_model(dir.file("bad.safetensors")), "bad.safetensors: has no checksum");
   testing::write_bytes(dir.file("text.safetensors"), "hello");
   EXPECT_ERROR_CONTAINS(load_model(dir.file("text.safetensors")), "text.safetensors");
   EXPECT_ERROR_CONTAINS(load_model(dir.file("missing.safetensors")), "missing.safetensors");

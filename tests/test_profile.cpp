@@ -119,6 +119,73 @@ TEST(Profiles, FileRoundTripAndCorruption) {
   EXPECT_ERROR_CONTAINS(load_profiles(dir.file("short.safetensors")), "short.safetensors");
 }
 
+// Replaces the first `from` in a file by `to` of the same length.
+void edit_file(const std::string& path, const std::string& from, const std::string& to) {
+  ASSERT_EQ(from.size(), to.size());
+  std::string bytes = testing::read_bytes(path);
+  const auto at = bytes.find(from);
+  ASSERT_NE(at, std::string::npos) << from;
+  bytes.replace(at, from.size(), to);
+  testing::write_bytes(path, bytes);
+}
+
+TEST(Profiles, EditedHeadersAndDerivedFieldsAreRefused) {
+  Fixture f;
+  ProfileRunOptions o;
+  o.quiet = true;
+  o.taps = {"conv2"};
+  auto set = build_profiles(*f.model, *f.source, o);
+  TempDir dir;
+  const std::string path = dir.file("p.safetensors");
+  // The options that every score depends on, edited in the header.
+  for (auto [from, to] : {std::pair<std::string, std::string>{R"(\"rho\":0.5)", R"(\"rho\":0.9)"},
+                          {R"(\"norm\":\"linf\")", R"(\"norm\":\"l1\"  )"},
+                          {R"(\"scale\":\"mean\")", R"(\"scale\":\"sum\" )"}}) {
+    save_profiles(set, path);
+    edit_file(path, from, to);
+    EXPECT_ERROR_CONTAINS(load_profiles(path), path + ": checksum mismatch (file corrupted or edited)");
+  }
+  // Removing the checksum does not turn the check off.
+  save_profiles(set, path);
+  edit_file(path, "imagescore.checksum", "imagescore.comment ");
+  EXPECT_ERROR_CONTAINS(load_profiles(path), path + ": has no checksum");
+
+  // Derived fields written wrongly by a writer (the checksum is then right): each one is
+  // compared with what the sums give.
+  auto wrong = set;
+  wrong.profiles[1].taps[0].threshold = 0.25;
+  save_profiles(wrong, path);
+  EXPECT_ERROR_CONTAINS(load_profiles(path), path + ": profile 1 tap 'conv2': field 'threshold' is 0.25 but the sums give ");
+  wrong = set;
+  wrong.profiles[0].taps[0].mask_count += 1;
+  save_profiles(wrong, path);
+  EXPECT_ERROR_CONTAINS(load_profiles(path), "profile 0 tap 'conv2': field 'mask_count' is " +
+                                                 std::to_string(set.profiles[0].taps[0].mask_count + 1) + " but the sums give " +
+                                                 std::to_string(set.profiles[0].taps[0].mask_count));
+  wrong = set;
+  wrong.profiles[2].taps[0].excluded = true;
+  save_profiles(wrong, path);
+  EXPECT_ERROR_CONTAINS(load_profiles(path), "profile 2 tap 'conv2': field 'excluded' is true but the sums give false");
+  wrong = set;
+  wrong.profiles[0].taps[0].mask[3] ^= 1;
+  save_profiles(wrong, path);
+  EXPECT_ERROR_CONTAINS(load_profiles(path), "tensor p0/conv2/mask does not match the sums (file corrupted or edited)");
+  wrong = set;
+  wrong.profiles[1].taps[0].reference[0] += 1e-9;
+  save_profiles(wrong, path);
+  EXPECT_ERROR_CONTAINS(load_profiles(path), "tensor p1/conv2/reference does not match the sums");
+}
+
+TEST(Profiles, TheFuzzSeedsAreValidProfiles) {
+  // fuzz/make_corpus.py writes them with an independent checksum and derived fields.
+  auto set = load_profiles("fuzz/corpus/profile/per_class.st");
+  ASSERT_EQ(set.profiles.size(), 2u);
+  EXPECT_EQ(set.profiles[0].taps[0].threshold, 0.5 * 4.0 / 3.0);
+  EXPECT_EQ(set.profiles[0].taps[0].mask, (std::vector<std::uint8_t>{0, 1, 1, 1}));
+  EXPECT_NO_THROW(load_profiles("fuzz/corpus/profile/global.st"));
+  EXPECT_NO_THROW(load_profiles("fuzz/corpus/profile/shard.st"));
+}
+
 TEST(Profiles, BadInput) {
   Fixture f;
   ProfileRunOptions o;

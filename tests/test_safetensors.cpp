@@ -1,10 +1,12 @@
 #include "imagescore/core/safetensors.hpp"
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
 
+#include "imagescore/core/io.hpp"
 #include "test_util.hpp"
 
 namespace imagescore {
@@ -77,10 +79,9 @@ TEST(Safetensors, RoundTripsEveryDtypeAndMetadata) {
   SafetensorsFile read = read_safetensors(path);
 
   EXPECT_EQ(read.path, path);
-  ASSERT_EQ(read.metadata.size(), 3u);
-  EXPECT_EQ(read.metadata.at("arch"), "small_cnn");
-  EXPECT_EQ(read.metadata.at("note"), written.metadata.at("note"));
-  EXPECT_EQ(read.metadata.at("imagescore.crc32").size(), 8u);
+  EXPECT_EQ(read.metadata, written.metadata);  // the checksum entry is the reader's, not the caller's
+  EXPECT_EQ(read.integrity, Integrity::HeaderAndData);
+  EXPECT_NO_THROW(require_checksum(read, "x"));
   ASSERT_EQ(read.tensors.size(), written.tensors.size());
   for (std::size_t i = 0; i < written.tensors.size(); ++i) {
     SCOPED_TRACE(written.tensors[i].name);
@@ -118,7 +119,14 @@ TEST(Safetensors, WriterFollowsThePublicLayout) {
   EXPECT_EQ(json["a"]["data_offsets"], nlohmann::json({2, 6}));
   EXPECT_EQ(json["a"]["dtype"], "F32");
   EXPECT_EQ(json["a"]["shape"], nlohmann::json({1}));
-  EXPECT_EQ(json["__metadata__"]["imagescore.crc32"], "2f9419c7");
+  // CRC-32 of the canonical header without the checksum, then of the data (zlib.crc32 in
+  // Python gives the same).
+  EXPECT_EQ(json["__metadata__"]["imagescore.checksum"], "crc32:69f74b2f");
+  const std::string canonical =
+      R"({"__metadata__":{},"a":{"data_offsets":[2,6],"dtype":"F32","shape":[1]},)"
+      R"("b":{"data_offsets":[0,2],"dtype":"U8","shape":[2]}})";
+  const std::string data("xy\x00\x00\x80\x3f", 6);
+  EXPECT_EQ(crc32_of(data.data(), data.size(), crc32_of(canonical.data(), canonical.size())), 0x69f74b2fu);
 }
 
 TEST(Safetensors, ReadsAHandWrittenFile) {
@@ -167,7 +175,57 @@ TEST(Safetensors, RejectsAFlippedDataByte) {
   std::string bytes = read_bytes(path);
   bytes[bytes.size() - 10] ^= 0x01;
   write_bytes(path, bytes);
-  EXPECT_ERROR_CONTAINS(read_safetensors(path), path + ": checksum mismatch (file corrupted)");
+  EXPECT_ERROR_CONTAINS(read_safetensors(path), path + ": checksum mismatch (file corrupted or edited)");
+}
+
+// Replaces the first `from` in the file by `to` of the same length (the header length stays).
+void edit_in_place(const std::string& path, const std::string& from, const std::string& to) {
+  ASSERT_EQ(from.size(), to.size());
+  std::string bytes = read_bytes(path);
+  const auto at = bytes.find(from);
+  ASSERT_NE(at, std::string::npos) << from;
+  bytes.replace(at, from.size(), to);
+  write_bytes(path, bytes);
+}
+
+TEST(Safetensors, TheChecksumCoversTheHeader) {
+  TempDir dir;
+  const std::string path = dir.file("model.safetensors");
+  write_safetensors(path, sample_file());
+  edit_in_place(path, "small_cnn", "small_cxn");
+  EXPECT_ERROR_CONTAINS(read_safetensors(path), path + ": checksum mismatch (file corrupted or edited)");
+  // A tensor's place in the header is covered too: swapping two names of one size.
+  SafetensorsFile two;
+  two.tensors = {tensor("aa", DType::U8, {1}, "x"), tensor("bb", DType::U8, {1}, "y")};
+  write_safetensors(path, two);
+  edit_in_place(path, R"("aa")", R"("cc")");
+  EXPECT_ERROR_CONTAINS(read_safetensors(path), path + ": checksum mismatch");
+}
+
+TEST(Safetensors, FilesWithoutAWholeFileChecksumAreRefusedWhereRequired) {
+  TempDir dir;
+  const std::string path = dir.file("old.safetensors");
+  const std::string header_start = R"({"__metadata__":{"arch":"small_cnn")";
+  const std::string entry = R"("t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})";
+  // imagescore 0.x: a CRC of the data only.
+  char crc[9];
+  std::snprintf(crc, sizeof crc, "%08x", crc32_of("xy", 2));
+  write_bytes(path, container(header_start + R"(,"imagescore.crc32":")" + crc + R"("},)" + entry, "xy"));
+  SafetensorsFile old = read_safetensors(path);
+  EXPECT_EQ(old.integrity, Integrity::DataOnly);
+  EXPECT_EQ(old.metadata, (std::map<std::string, std::string>{{"arch", "small_cnn"}}));
+  EXPECT_ERROR_CONTAINS(require_checksum(old, "`imagescore profile`"),
+                        path + ": was written by imagescore 0.x, whose checksum covers the data but not the header; "
+                               "rebuild it with `imagescore profile`");
+  write_bytes(path, container(header_start + R"(,"imagescore.crc32":"00000000"},)" + entry, "xy"));
+  EXPECT_ERROR_CONTAINS(read_safetensors(path), path + ": checksum mismatch");
+
+  write_bytes(path, container(header_start + "}," + entry, "xy"));
+  SafetensorsFile none = read_safetensors(path);
+  EXPECT_EQ(none.integrity, Integrity::None);
+  EXPECT_ERROR_CONTAINS(require_checksum(none, "`imagescore train`"),
+                        path + ": has no checksum (the key 'imagescore.checksum' is missing: edited, or not written by "
+                               "imagescore); rebuild it with `imagescore train`");
 }
 
 TEST(Safetensors, RejectsTruncatedFiles) {
@@ -246,6 +304,8 @@ TEST(Safetensors, WriterRefusesInconsistentTensors) {
   file.tensors.clear();
   file.metadata["imagescore.crc32"] = "00000000";
   EXPECT_ERROR_CONTAINS(write_safetensors(path, file), "metadata key 'imagescore.crc32' is reserved");
+  file.metadata = {{"imagescore.checksum", "crc32:00000000"}};
+  EXPECT_ERROR_CONTAINS(write_safetensors(path, file), "metadata key 'imagescore.checksum' is reserved");
   EXPECT_FALSE(std::filesystem::exists(path));
   EXPECT_ERROR_CONTAINS(write_safetensors(dir.file("missing/out.safetensors"), sample_file()), "does not exist");
 }

@@ -142,8 +142,8 @@ std::string hex64(std::uint64_t value) {
   return buf;
 }
 
-std::uint32_t crc32_of(const void* data, std::size_t size) {
-  uLong crc = crc32(0L, Z_NULL, 0);
+std::uint32_t crc32_of(const void* data, std::size_t size, std::uint32_t running) {
+  uLong crc = running;
   const auto* p = static_cast<const Bytef*>(data);
   while (size > 0) {
     uInt chunk = size > (1u << 30) ? (1u << 30) : uInt(size);

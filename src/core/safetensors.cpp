@@ -15,7 +15,12 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kChecksumKey = "imagescore.crc32";
+// The checksum covers the header (every metadata entry and tensor entry, in the
+// canonical JSON form) and the data; files of imagescore 0.x carried a CRC of the data
+// only, under the older key.
+constexpr const char* kChecksumKey = "imagescore.checksum";
+constexpr const char* kDataChecksumKey = "imagescore.crc32";
+constexpr const char* kChecksumPrefix = "crc32:";
 constexpr const char* kMetadataKey = "__metadata__";
 // The reference implementation refuses headers above 100 MB; so do we, so that a
 // corrupted length never triggers a huge parse.
@@ -39,10 +44,19 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
   return text + "]";
 }
 
-std::string crc_text(const char* data, std::size_t size) {
+std::string hex8(std::uint32_t crc) {
   char buf[9];
-  std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(crc32_of(data, size)));
+  std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(crc));
   return buf;
+}
+
+std::string crc_text(const char* data, std::size_t size) { return hex8(crc32_of(data, size)); }
+
+// The CRC-32 of the canonical header (sorted keys, no spaces, without the checksum
+// entry) followed by the data.
+std::string full_checksum(const json& header_without_checksum, const char* data, std::size_t size) {
+  const std::string canonical = header_without_checksum.dump();
+  return kChecksumPrefix + hex8(crc32_of(data, size, crc32_of(canonical.data(), canonical.size())));
 }
 
 std::string in_quotes(const std::string& name) { return "'" + name + "'"; }
@@ -193,7 +207,9 @@ bool SafetensorsFile::has(const std::string& name) const {
 }
 
 std::string encode_safetensors(const SafetensorsFile& file, const std::string& path) {
-  if (file.metadata.count(kChecksumKey)) fail(path, std::string("metadata key '") + kChecksumKey + "' is reserved");
+  for (const char* key : {kChecksumKey, kDataChecksumKey}) {
+    if (file.metadata.count(key)) fail(path, std::string("metadata key '") + key + "' is reserved");
+  }
   json header = json::object();
   std::string data;
   for (const StoredTensor& tensor : file.tensors) {
@@ -205,9 +221,10 @@ std::string encode_safetensors(const SafetensorsFile& file, const std::string& p
                            {"data_offsets", {data.size(), data.size() + tensor.bytes.size()}}};
     data += tensor.bytes;
   }
-  json metadata(file.metadata);
-  metadata[kChecksumKey] = crc_text(data.data(), data.size());
-  header[kMetadataKey] = metadata;
+  header[kMetadataKey] = json::object();
+  for (const auto& [key, value] : file.metadata) header[kMetadataKey][key] = value;
+  const std::string checksum = full_checksum(header, data.data(), data.size());
+  header[kMetadataKey][kChecksumKey] = checksum;
 
   std::string header_text;
   try {
@@ -279,9 +296,19 @@ SafetensorsFile decode_safetensors(const std::string& raw, const std::string& pa
     fail(path, std::to_string(data_size - covered) + " unused bytes at the end of the data section");
   }
 
-  auto checksum = file.metadata.find(kChecksumKey);
-  if (checksum != file.metadata.end() && checksum->second != crc_text(raw.data() + data_start, data_size)) {
-    fail(path, "checksum mismatch (file corrupted)");
+  const char* data = raw.data() + data_start;
+  if (auto checksum = file.metadata.find(kChecksumKey); checksum != file.metadata.end()) {
+    json unchecked = header;
+    unchecked[kMetadataKey].erase(kChecksumKey);
+    if (checksum->second != full_checksum(unchecked, data, data_size)) {
+      fail(path, "checksum mismatch (file corrupted or edited)");
+    }
+    file.integrity = Integrity::HeaderAndData;
+    file.metadata.erase(checksum);
+  } else if (auto old = file.metadata.find(kDataChecksumKey); old != file.metadata.end()) {
+    if (old->second != crc_text(data, data_size)) fail(path, "checksum mismatch (file corrupted or edited)");
+    file.integrity = Integrity::DataOnly;
+    file.metadata.erase(old);
   }
 
   for (TensorEntry& entry : entries) {
@@ -289,6 +316,17 @@ SafetensorsFile decode_safetensors(const std::string& raw, const std::string& pa
     file.tensors.push_back(std::move(entry.tensor));
   }
   return file;
+}
+
+void require_checksum(const SafetensorsFile& file, const std::string& rebuild_with) {
+  if (file.integrity == Integrity::DataOnly) {
+    fail(file.path, "was written by imagescore 0.x, whose checksum covers the data but not the header; rebuild it with " +
+                        rebuild_with);
+  }
+  if (file.integrity == Integrity::None) {
+    fail(file.path, std::string("has no checksum (the key '") + kChecksumKey +
+                        "' is missing: edited, or not written by imagescore); rebuild it with " + rebuild_with);
+  }
 }
 
 }  // namespace imagescore

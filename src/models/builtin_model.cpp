@@ -70,7 +70,7 @@ ModelMeta meta_from_json(const std::string& text, const std::string& path) {
       fail(path, "normalization does not match the input channels");
     m.data_spec = j.value("data", "");
     m.training_json = j.value("training", nlohmann::json::object()).dump();
-    m.weights_hash = j.value("weights_hash", "");
+    m.weights_hash = j.at("weights_hash").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     fail(path, std::string("bad model metadata: ") + e.what());
   }
@@ -284,6 +284,7 @@ std::unique_ptr<Model> load_model(const std::string& path, const std::string& pr
 std::unique_ptr<TrainableModel> load_trainable_model(const std::string& path) {
   if (detail::is_zip_file(path)) fail(path, "is a TorchScript module: only imagescore checkpoints can be trained further");
   auto file = read_safetensors(path);
+  require_checksum(file, "`imagescore train`");
   auto it = file.metadata.find(detail::kMetaKey);
   if (it == file.metadata.end()) fail(path, "not an imagescore model checkpoint (no model metadata)");
   ModelMeta meta = detail::meta_from_json(it->second, path);
@@ -304,8 +305,9 @@ std::unique_ptr<TrainableModel> load_trainable_model(const std::string& path) {
   if (expected != file.tensors.size()) fail(path, "unexpected extra tensors for a " + meta.arch);
   std::string stored_hash = meta.weights_hash;
   auto model = std::make_unique<detail::BuiltinModel>(meta, net);
-  if (!stored_hash.empty() && model->meta().weights_hash != stored_hash)
-    fail(path, "weights hash mismatch (file corrupted)");
+  if (model->meta().weights_hash != stored_hash)
+    fail(path, "weights_hash " + stored_hash + " in the header does not match the weights (" +
+                   model->meta().weights_hash + ")");
   model->to_device(current_device());
   return model;
 }

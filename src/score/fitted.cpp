@@ -302,6 +302,7 @@ namespace {
 
 ReferenceSet reference_from(const SafetensorsFile& file) {
   const std::string& path = file.path;
+  require_checksum(file, "`imagescore profile`");
   auto it = file.metadata.find(kReferenceKey);
   if (it == file.metadata.end()) {
     // A profile file of earlier versions: the image score alone.

@@ -32,6 +32,35 @@ StoredTensor make_tensor(const std::string& name, DType dtype, std::vector<std::
   return t;
 }
 
+template <typename T>
+void check_field(const std::string& path, const std::string& where, const char* field, const nlohmann::json& stored,
+                 const T& derived) {
+  bool same = false;
+  try {
+    same = stored.at(field).get<T>() == derived;
+  } catch (const nlohmann::json::exception&) {
+  }
+  if (!same)
+    fail(path, where + ": field '" + field + "' is " + (stored.contains(field) ? stored.at(field).dump() : "missing") +
+                   " but the sums give " + nlohmann::json(derived).dump() + " (file corrupted or edited)");
+}
+
+void check_derived_tensor(const SafetensorsFile& file, const std::string& name, const std::string& bytes) {
+  if (file.at(name).bytes != bytes) fail(file.path, "tensor " + name + " does not match the sums (file corrupted or edited)");
+}
+
+void check_derived_fields(const SafetensorsFile& file, std::size_t profile, const TapProfile& tap,
+                          const nlohmann::json& stored) {
+  const std::string where = "profile " + std::to_string(profile) + " tap '" + tap.name + "'";
+  check_field(file.path, where, "threshold", stored, tap.threshold);
+  check_field(file.path, where, "mask_count", stored, tap.mask_count);
+  check_field(file.path, where, "excluded", stored, tap.excluded);
+  check_derived_tensor(file, tensor_name(profile, tap.name, "reference"),
+                       std::string(reinterpret_cast<const char*>(tap.reference.data()), tap.reference.size() * sizeof(double)));
+  check_derived_tensor(file, tensor_name(profile, tap.name, "mask"),
+                       std::string(reinterpret_cast<const char*>(tap.mask.data()), tap.mask.size()));
+}
+
 }  // namespace
 
 void save_profiles(const ProfileSet& set, const std::string& path) {
@@ -80,9 +109,11 @@ bool has_profiles(const SafetensorsFile& file) { return file.metadata.count(kMet
 
 ProfileSet profiles_from(const SafetensorsFile& file) {
   const std::string& path = file.path;
+  require_checksum(file, "`imagescore profile`");
   auto it = file.metadata.find(kMetaKey);
   if (it == file.metadata.end()) fail(path, "not an imagescore profile file");
   ProfileSet set;
+  std::vector<nlohmann::json> stored_taps;  // the derived fields as written, checked below
   try {
     auto meta = nlohmann::json::parse(it->second);
     if (meta.at("format") != "imagescore-profile") fail(path, "not an imagescore profile file");
@@ -135,6 +166,7 @@ ProfileSet profiles_from(const SafetensorsFile& file) {
           tap.sum[i] = static_cast<ExactSum>(u);
         }
         prof.taps.push_back(std::move(tap));
+        stored_taps.push_back(tj);
       }
       set.profiles.push_back(std::move(prof));
     }
@@ -149,8 +181,12 @@ ProfileSet profiles_from(const SafetensorsFile& file) {
     if (p.taps.size() != set.profiles.front().taps.size()) fail(path, "profiles have different taps");
     if (p.count == 0 && set.shard_count == 1) fail(path, "profile '" + p.name + "' has no reference images (empty class)");
   }
-  // Everything derived is recomputed from the exact sums, never trusted from the file.
+  // Everything derived is recomputed from the exact sums, never trusted from the file,
+  // and must agree with what the file says (an edited field is a corrupt file).
   set.finalize();
+  std::size_t t = 0;
+  for (std::size_t p = 0; p < set.profiles.size(); ++p)
+    for (const auto& tap : set.profiles[p].taps) check_derived_fields(file, p, tap, stored_taps[t++]);
   return set;
 }
 

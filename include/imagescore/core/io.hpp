@@ -37,6 +37,7 @@ std::uint64_t fnv1a64(const void* data, std::size_t size, std::uint64_t seed = 1
 std::string hex64(std::uint64_t value);
 
 // CRC-32 (zlib) of a byte range, used as the checksum of binary files.
-std::uint32_t crc32_of(const void* data, std::size_t size);
+// `running`: the CRC of what came before, to checksum pieces as one stream.
+std::uint32_t crc32_of(const void* data, std::size_t size, std::uint32_t running = 0);
 
 }  // namespace imagescore

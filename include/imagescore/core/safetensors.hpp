@@ -1,7 +1,10 @@
 // The safetensors container (a little-endian u64 header length, a JSON header, raw
 // little-endian tensor bytes): readable from Python with `safetensors` or a few lines of
-// numpy. Used for checkpoints and profiles. The writer adds a CRC-32 of the data section
-// to the metadata (`imagescore.crc32`); the reader verifies it when present.
+// numpy. Used for checkpoints, profiles and reference files. The writer adds a CRC-32 of
+// the whole file (the header in canonical JSON, then the data) to the metadata as
+// `imagescore.checksum`; the reader verifies it when present, and the readers of
+// imagescore's own files require it (`require_checksum`), so that an edited option or
+// normalisation constant in a header cannot silently change results.
 #pragma once
 
 #include <cstdint>
@@ -23,18 +26,26 @@ struct StoredTensor {
   std::size_t numel() const;
 };
 
+// What the file's checksum covered (the checksum itself was verified when present).
+enum class Integrity {
+  None,          // no checksum: a file from elsewhere, or one whose checksum was removed
+  DataOnly,      // `imagescore.crc32` of imagescore 0.x: the data section only
+  HeaderAndData  // `imagescore.checksum`
+};
+
 struct SafetensorsFile {
-  std::map<std::string, std::string> metadata;
+  std::map<std::string, std::string> metadata;  // without the checksum entry
   std::vector<StoredTensor> tensors;  // in the order written (sorted by offset when read)
 
   // The tensor with this name; throws Error("<file>: missing tensor <name>") if absent.
   const StoredTensor& at(const std::string& name) const;
   bool has(const std::string& name) const;
   std::string path;  // set by the reader, for error messages
+  Integrity integrity = Integrity::None;  // set by the reader
 };
 
-// Written atomically. Tensor names must be unique; metadata must not use the key
-// `imagescore.crc32` (the writer owns it).
+// Written atomically. Tensor names must be unique; metadata must not use the keys
+// `imagescore.checksum` and `imagescore.crc32` (the writer owns them).
 void write_safetensors(const std::string& path, const SafetensorsFile& file);
 
 // Validates everything before trusting it: header length against the file size, JSON
@@ -45,5 +56,9 @@ SafetensorsFile read_safetensors(const std::string& path);
 // The same in memory (sending files between processes): `path` names them in errors.
 std::string encode_safetensors(const SafetensorsFile& file, const std::string& path);
 SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& path);
+
+// Fails unless the whole file was checksummed (files of imagescore 0.x and files without
+// a checksum are refused), naming the command that rebuilds it.
+void require_checksum(const SafetensorsFile& file, const std::string& rebuild_with);
 
 }  // namespace imagescore
