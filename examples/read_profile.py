@@ -18,10 +18,15 @@ def read_safetensors(path):
         (header_len,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(header_len))
         data = f.read()
-    meta = header.pop("__metadata__", {})
-    crc = meta.get("imagescore.crc32")
-    if crc is not None and int(crc, 16) != zlib.crc32(data):
-        raise ValueError(f"{path}: checksum mismatch")
+    meta = dict(header.get("__metadata__", {}))
+    checksum = meta.pop("imagescore.checksum", None)
+    if checksum is not None:
+        # Over the canonical header without the checksum entry, then the data.
+        header["__metadata__"] = meta
+        canonical = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if checksum != "crc32:%08x" % zlib.crc32(data, zlib.crc32(canonical)):
+            raise ValueError(f"{path}: checksum mismatch")
+    header.pop("__metadata__", None)
     tensors = {}
     for name, info in header.items():
         begin, end = info["data_offsets"]
