@@ -166,7 +166,7 @@ TEST(Models, BadArchitecturesAndShapes) {
   EXPECT_ERROR_CONTAINS(create_model("small-cnn", {1, 28, 28}, classes(1), plain(1), 0), "at least 2 classes");
   auto m = create_model("small-cnn", {1, 28, 28}, classes(10), plain(1), 0);
   testing::MemorySource wrong({3, 28, 28}, classes(10));
-  EXPECT_ERROR_CONTAINS(check_compatible(*m, wrong), "memory: images are 3x28x28 but the model expects 1x28x28");
+  EXPECT_ERROR_CONTAINS(align_to_model(*m, wrong), "memory: images are 3x28x28 but the model expects 1x28x28");
   EXPECT_ERROR_CONTAINS(resolve_taps(*m, {"conv1", "conv1"}), "given twice");
 }
 
@@ -216,6 +216,52 @@ TEST(Models, CheckpointRoundTripGivesIdenticalOutputs) {
   testing::write_bytes(dir.file("text.safetensors"), "hello");
   EXPECT_ERROR_CONTAINS(load_model(dir.file("text.safetensors")), "text.safetensors");
   EXPECT_ERROR_CONTAINS(load_model(dir.file("missing.safetensors")), "missing.safetensors");
+}
+
+std::vector<int> aligned_labels(const Model& model, const ImageSource& source) {
+  return align_to_model(model, source)->labels();
+}
+
+TEST(Models, DataClassesAreMappedToTheModelsByName) {
+  auto m = create_model("small-cnn", {1, 12, 12}, {"a", "b", "c"}, plain(1), 0);
+  auto source = [](std::vector<std::string> names, std::vector<int> labels) {
+    auto s = std::make_unique<testing::MemorySource>(ImageShape{1, 12, 12}, std::move(names));
+    for (int label : labels) s->add(std::vector<std::uint8_t>(144, 0), label);
+    return s;
+  };
+  // A test folder without class b, and one with its classes in another order.
+  auto without_b = source({"a", "c"}, {0, 1, 1});
+  EXPECT_EQ(aligned_labels(*m, *without_b), (std::vector<int>{0, 2, 2}));
+  EXPECT_EQ(align_to_model(*m, *without_b)->class_names(), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(aligned_labels(*m, *source({"c", "b", "a"}, {0, 1, 2})), (std::vector<int>{2, 1, 0}));
+  // Renamed classes are refused, naming them.
+  EXPECT_ERROR_CONTAINS(align_to_model(*m, *source({"a", "x", "y"}, {0})),
+                        "memory: classes 'x', 'y' are not among the model's classes ('a', 'b', 'c')");
+  EXPECT_ERROR_CONTAINS(align_to_model(*m, *source({"b", "q"}, {0})), "memory: class 'q' is not among the model's classes");
+  // Numbered classes (IDX, csv:) keep their ids; so do names against a numbered model.
+  EXPECT_EQ(aligned_labels(*m, *source({"0", "1"}, {1, 0})), (std::vector<int>{1, 0}));
+  EXPECT_ERROR_CONTAINS(align_to_model(*m, *source({"0", "1", "2", "3"}, {0})), "memory: has 4 classes but the model has 3");
+  auto numbered = create_model("small-cnn", {1, 12, 12}, classes(3), plain(1), 0);
+  EXPECT_EQ(aligned_labels(*numbered, *source({"x", "y"}, {1, 0})), (std::vector<int>{1, 0}));
+  // Unlabelled data stay unlabelled.
+  auto pool = source({}, {kNoLabel, kNoLabel});
+  EXPECT_FALSE(align_to_model(*m, *pool)->labelled());
+  EXPECT_EQ(aligned_labels(*m, *pool), (std::vector<int>{kNoLabel, kNoLabel}));
+}
+
+TEST(Models, EvaluationMapsClassesByName) {
+  auto train = testing::separable_source(4, 30, {1, 12, 12}, 1);
+  auto m = create_model("small-cnn", train->shape(), train->class_names(), compute_normalization(*train, 1), 3);
+  TrainOptions o;
+  o.epochs = 2;
+  o.batch_size = 16;
+  o.quiet = true;
+  train_model(*m, *train, o);
+  auto test = testing::separable_source(4, 10, {1, 12, 12}, 2);
+  const Evaluation plain_order = evaluate(*m, *test, 16, 1, true);
+  const Evaluation reversed = evaluate(*m, *testing::with_classes_reversed(*test), 16, 1, true);
+  EXPECT_EQ(reversed.accuracy, plain_order.accuracy);
+  EXPECT_EQ(reversed.confusion, plain_order.confusion);
 }
 
 TEST(Training, BeatsChanceClearlyOnASeparableSet) {

@@ -62,6 +62,16 @@ TEST(Profiles, ShardsMergeIntoExactlyOnePass) {
   EXPECT_ERROR_CONTAINS(merge_profiles({shards[0], shards[0], shards[1]}, {"a", "b", "c"}), "b: shard 3 given twice");
 }
 
+TEST(Profiles, ClassesAreTakenByNameFromTheData) {
+  // The same images under their class names in another order give the same profiles:
+  // each image goes to its class's profile by name, not by the data's class position.
+  Fixture f;
+  ProfileRunOptions o;
+  o.quiet = true;
+  expect_same_sums(build_profiles(*f.model, *f.source, o),
+                   build_profiles(*f.model, *testing::with_classes_reversed(*f.source), o));
+}
+
 TEST(Profiles, IndependentOfBatchSizeAndThreads) {
   Fixture f;
   ProfileRunOptions o;

@@ -1,6 +1,7 @@
 // In-memory image sources and a fake model for tests that need exact control.
 #pragma once
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -33,6 +34,20 @@ class MemorySource : public ImageSource {
   std::vector<std::vector<std::uint8_t>> images_;
   std::vector<int> labels_;
 };
+
+// The images of `source` under its class names in reverse order (label l becomes k-1-l).
+inline std::unique_ptr<MemorySource> with_classes_reversed(const ImageSource& source) {
+  auto names = source.class_names();
+  std::reverse(names.begin(), names.end());
+  auto reversed = std::make_unique<MemorySource>(source.shape(), names);
+  const int k = int(names.size());
+  for (std::size_t i = 0; i < source.size(); ++i) {
+    std::vector<std::uint8_t> pixels(source.shape().pixels());
+    source.read(i, pixels.data());
+    reversed->add(std::move(pixels), k - 1 - source.label(i));
+  }
+  return reversed;
+}
 
 // A separable set: class c has a bright 3x3 patch at a class-specific place, plus noise.
 inline std::unique_ptr<MemorySource> separable_source(int classes, int per_class, ImageShape shape, unsigned seed) {

@@ -84,7 +84,39 @@ class RelabelledSource : public SubsetSource {
   std::vector<int> labels_;
 };
 
+class ClassMappedSource : public ImageSource {
+ public:
+  ClassMappedSource(const ImageSource& base, std::vector<std::string> class_names, std::vector<int> label_map)
+      : base_(base), class_names_(std::move(class_names)), label_map_(std::move(label_map)) {
+    if (label_map_.size() != base.class_names().size()) fail(base.spec(), "map_classes: one class id per class needed");
+    for (int label : label_map_)
+      if (label < 0 || std::size_t(label) >= class_names_.size())
+        fail(base.spec(), "map_classes: class id " + std::to_string(label) + " out of range");
+  }
+  std::size_t size() const override { return base_.size(); }
+  ImageShape shape() const override { return base_.shape(); }
+  const std::vector<std::string>& class_names() const override { return class_names_; }
+  int label(std::size_t i) const override {
+    const int label = base_.label(i);
+    return label == kNoLabel ? kNoLabel : label_map_.at(std::size_t(label));
+  }
+  std::string path(std::size_t i) const override { return base_.path(i); }
+  std::size_t id(std::size_t i) const override { return base_.id(i); }
+  void read(std::size_t i, std::uint8_t* out) const override { base_.read(i, out); }
+  std::string spec() const override { return base_.spec(); }
+
+ private:
+  const ImageSource& base_;
+  std::vector<std::string> class_names_;
+  std::vector<int> label_map_;
+};
+
 }  // namespace
+
+std::unique_ptr<ImageSource> map_classes(const ImageSource& base, std::vector<std::string> class_names,
+                                         std::vector<int> label_map) {
+  return std::make_unique<ClassMappedSource>(base, std::move(class_names), std::move(label_map));
+}
 
 std::vector<int> ImageSource::labels() const {
   std::vector<int> result(size());

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
@@ -313,16 +314,50 @@ std::unique_ptr<TrainableModel> load_trainable_model(const std::string& path) {
 }
 
 
-void check_compatible(const Model& model, const ImageSource& source) {
+namespace {
+
+bool numbered(const std::vector<std::string>& names) {
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (names[i] != std::to_string(i)) return false;
+  return true;
+}
+
+std::string quoted_list(const std::vector<std::string>& names, std::size_t limit = 10) {
+  std::string text;
+  for (std::size_t i = 0; i < names.size() && i < limit; ++i) text += (i ? ", '" : "'") + names[i] + "'";
+  if (names.size() > limit) text += " and " + std::to_string(names.size() - limit) + " more";
+  return text;
+}
+
+}  // namespace
+
+std::unique_ptr<ImageSource> align_to_model(const Model& model, const ImageSource& source) {
   const auto& m = model.meta();
   auto s = source.shape();
   if (s != m.input)
     fail(source.spec(), "images are " + std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" +
                             std::to_string(s.width) + " but the model expects " + std::to_string(m.input.channels) +
                             "x" + std::to_string(m.input.height) + "x" + std::to_string(m.input.width));
-  if (source.labelled() && source.class_names().size() > m.num_classes())
-    fail(source.spec(), "has " + std::to_string(source.class_names().size()) + " classes but the model has " +
-                            std::to_string(m.num_classes()));
+  const auto& names = source.class_names();
+  std::vector<int> ids(names.size());
+  if (numbered(names) || numbered(m.class_names)) {
+    if (names.size() > m.num_classes())
+      fail(source.spec(), "has " + std::to_string(names.size()) + " classes but the model has " +
+                              std::to_string(m.num_classes()));
+    for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = int(i);
+  } else {
+    std::vector<std::string> unknown;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      auto at = std::find(m.class_names.begin(), m.class_names.end(), names[i]);
+      if (at == m.class_names.end()) unknown.push_back(names[i]);
+      ids[i] = int(at - m.class_names.begin());
+    }
+    if (!unknown.empty())
+      fail(source.spec(), "class" + std::string(unknown.size() > 1 ? "es " : " ") + quoted_list(unknown) +
+                              (unknown.size() > 1 ? " are" : " is") + " not among the model's classes (" +
+                              quoted_list(m.class_names) + ")");
+  }
+  return map_classes(source, source.labelled() ? m.class_names : std::vector<std::string>{}, std::move(ids));
 }
 
 }  // namespace imagescore

@@ -75,7 +75,7 @@ AssemblyResult assemble_run(const std::string& run_dir, int epoch, const Selftra
     });
   };
 
-  std::vector<int> truth = test->labels();
+  std::vector<int> truth;  // in the model's class ids, set once the first model is loaded
   auto accuracy = [&](const std::vector<int>& predicted) {
     std::size_t right = 0;
     for (std::size_t i = 0; i < truth.size(); ++i) right += predicted[i] == truth[i];
@@ -87,6 +87,7 @@ AssemblyResult assemble_run(const std::string& run_dir, int epoch, const Selftra
   std::vector<int> base_labels;
   std::vector<double> unused;
   auto base = load_model(checkpoint("base", experiment.base_epochs));
+  truth = align_to_model(*base, *test)->labels();
   score_test(*base, base_labels, unused);
   result.base_accuracy = accuracy(base_labels);
 

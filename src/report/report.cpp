@@ -197,14 +197,25 @@ Inputs resolve_inputs(const ReportOptions& o) {
   return in;
 }
 
-// Reads image `id` of the data set, checking that it is the image the scores row means.
-std::vector<std::uint8_t> read_image(const ImageSource& source, const ScoreRow& row, const std::string& scores) {
-  if (row.id >= source.size())
-    fail(scores, "image id " + std::to_string(row.id) + " is beyond the " + std::to_string(source.size()) + " images of " +
-                     source.spec() + " (wrong data or split?)");
-  if (row.label >= 0 && source.label(row.id) != row.label)
-    fail(scores, "image id " + std::to_string(row.id) + " has label " + std::to_string(row.label) + " but " +
-                     source.spec() + " says " + std::to_string(source.label(row.id)) + " (wrong data or split?)");
+// Checks that every row of the scores file names the image the data set has at its id
+// (by path; by label where a row has no path), so that no thumbnail shows another image
+// than its caption.
+void check_rows_match_data(const ScoreTable& table, const ImageSource& source) {
+  for (const ScoreRow& row : table.rows) {
+    if (row.id >= source.size())
+      fail(table.path, "image id " + std::to_string(row.id) + " is beyond the " + std::to_string(source.size()) +
+                           " images of " + source.spec() + " (wrong data or split?)");
+    if (!row.path.empty() && source.path(row.id) != row.path)
+      fail(table.path, "image id " + std::to_string(row.id) + " is " + row.path + " but in " + source.spec() +
+                           " it is " + source.path(row.id) + " (wrong data or split?)");
+    if (row.path.empty() && row.label >= 0 && source.label(row.id) != row.label)
+      fail(table.path, "image id " + std::to_string(row.id) + " has label " + std::to_string(row.label) + " but " +
+                           source.spec() + " says " + std::to_string(source.label(row.id)) + " (wrong data or split?)");
+  }
+}
+
+// Image `row.id` of the data set (checked by check_rows_match_data).
+std::vector<std::uint8_t> read_image(const ImageSource& source, const ScoreRow& row) {
   std::vector<std::uint8_t> pixels(source.shape().pixels());
   source.read(row.id, pixels.data());
   return pixels;
@@ -222,7 +233,7 @@ json gallery_item(const ScoreTable& table, std::size_t r, const std::vector<std:
           {"pred", class_name(classes, row.pred)},
           {"correct", row.label >= 0 ? json(row.label == row.pred) : json(nullptr)},
           {"scores", values},
-          {"image", source ? json(png_data_url(source->shape(), read_image(*source, row, table.path), kThumbnailSide))
+          {"image", source ? json(png_data_url(source->shape(), read_image(*source, row), kThumbnailSide))
                            : json(nullptr)}};
 }
 
@@ -256,10 +267,11 @@ json gallery(const ScoreTable& table, const std::string& by, std::size_t count, 
 
 // The first tap's activations of one image, one grey PNG per channel on a common scale
 // (so that a weakly responding channel looks dark).
-json feature_maps(const std::string& model_path, const ImageSource& source, const ScoreTable& table,
+json feature_maps(const std::string& model_path, const ImageSource& given, const ScoreTable& table,
                   std::size_t id, const std::vector<std::string>& classes) {
   auto model = load_model(model_path);
-  check_compatible(*model, source);
+  const auto aligned = align_to_model(*model, given);
+  const ImageSource& source = *aligned;
   const TapInfo& tap = model->taps().front();
   if (tap.shape.size() != 3) fail(model_path, "first tap '" + tap.name + "' is not a feature map (C x H x W)");
   if (id >= source.size())
@@ -270,7 +282,7 @@ json feature_maps(const std::string& model_path, const ImageSource& source, cons
   row.path = source.path(id);
   for (const auto& scored : table.rows)
     if (scored.id == id) row = scored;
-  const auto pixels = read_image(source, row, table.path);
+  const auto pixels = read_image(source, row);
 
   auto one = subset(source, {id});
   LoaderOptions loading;
@@ -334,7 +346,10 @@ nlohmann::json report_data(const ReportOptions& o) {
   std::optional<ScoreTable> training;
   if (!in.scores_train.empty()) training = read_score_table(in.scores_train);
   std::unique_ptr<ImageSource> source;
-  if (!in.data.empty()) source = open_data(in.data, in.split);
+  if (!in.data.empty()) {
+    source = open_data(in.data, in.split);
+    check_rows_match_data(table, *source);
+  }
   std::vector<std::string> classes = source && source->labelled() ? source->class_names() : in.study_classes;
 
   // The analysis needs labels; a pool without them still gets its gallery.

@@ -191,9 +191,10 @@ ReferenceSet ReferenceBuilder::finish(std::size_t shard_index, std::size_t shard
   return std::move(set_);
 }
 
-ReferenceSet fit_reference(Model& model, const ImageSource& source, const FitRunOptions& options) {
+ReferenceSet fit_reference(Model& model, const ImageSource& given, const FitRunOptions& options) {
   options.fit.validate();
-  check_compatible(model, source);
+  const auto aligned = align_to_model(model, given);
+  const ImageSource& source = *aligned;
   if (!options.fit.profile.global && !source.labelled())
     fail(source.spec(), "fitting per-class statistics needs labelled images (or build one global profile)");
   const std::size_t n = source.size();

@@ -253,9 +253,10 @@ ProfileSet ProfileBuilder::finish(const std::string& data_spec, bool allow_empty
   return set_;
 }
 
-ProfileSet build_profiles(Model& model, const ImageSource& source, const ProfileRunOptions& options) {
+ProfileSet build_profiles(Model& model, const ImageSource& given, const ProfileRunOptions& options) {
   options.profile.validate();
-  check_compatible(model, source);
+  const auto aligned = align_to_model(model, given);
+  const ImageSource& source = *aligned;
   if (!options.profile.global && !source.labelled())
     fail(source.spec(), "per-class profiles need labelled images (or build one global profile)");
   auto tap_ids = resolve_taps(model, options.taps);

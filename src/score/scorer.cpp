@@ -331,10 +331,11 @@ class BatchScorer {
 
 }  // namespace
 
-std::size_t score_images(Model& model, const ReferenceSet& set, const ImageSource& source, const ScoreRunOptions& options,
+std::size_t score_images(Model& model, const ReferenceSet& set, const ImageSource& given, const ScoreRunOptions& options,
                          const std::function<void(const ScoreRow&)>& sink) {
   options.validate();
-  check_compatible(model, source);
+  const auto aligned = align_to_model(model, given);
+  const ImageSource& source = *aligned;
   BatchScorer scorer(model, set, source, options);
   LoaderOptions lo;
   lo.batch_size = options.batch_size;

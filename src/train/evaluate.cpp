@@ -8,8 +8,9 @@
 
 namespace imagescore {
 
-Evaluation evaluate(Model& model, const ImageSource& source, std::size_t batch_size, int threads, bool quiet) {
-  check_compatible(model, source);
+Evaluation evaluate(Model& model, const ImageSource& given, std::size_t batch_size, int threads, bool quiet) {
+  const auto aligned = align_to_model(model, given);
+  const ImageSource& source = *aligned;
   if (!source.labelled()) fail(source.spec(), "evaluation needs labelled images");
   const std::size_t k = model.meta().num_classes();
   Evaluation ev;

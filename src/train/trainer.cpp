@@ -19,8 +19,10 @@ void check_options(const TrainOptions& o) {
   o.optimizer.validate();
 }
 
-void check_labels(const Model& model, const ImageSource& source) {
-  check_compatible(model, source);
+// The training images with labels in the model's class ids, checked.
+std::unique_ptr<ImageSource> training_data(const Model& model, const ImageSource& given) {
+  auto aligned = align_to_model(model, given);
+  const ImageSource& source = *aligned;
   if (!source.labelled()) fail(source.spec(), "training needs labelled images");
   if (source.size() == 0) fail(source.spec(), "no images to train on");
   const auto classes = int(model.meta().num_classes());
@@ -30,6 +32,7 @@ void check_labels(const Model& model, const ImageSource& source) {
       fail(source.path(i), "label " + std::to_string(label) + " out of range for a " + std::to_string(classes) +
                                "-class model");
   }
+  return aligned;
 }
 
 }  // namespace
@@ -53,7 +56,7 @@ EpochReport Trainer::train_epoch(const ImageSource& source, int epoch) {
   auto& model = *impl_->model;
   auto& session = *impl_->session;
   const auto& options = impl_->options;
-  check_labels(model, source);
+  const auto data = training_data(model, source);
   LoaderOptions lo;
   lo.batch_size = options.batch_size;
   lo.shuffle = true;
@@ -61,7 +64,7 @@ EpochReport Trainer::train_epoch(const ImageSource& source, int epoch) {
   lo.epoch = std::uint64_t(epoch);
   lo.augmentation = options.augmentation;
   lo.threads = options.threads;
-  BatchLoader loader(source, model.meta().normalization, lo);
+  BatchLoader loader(*data, model.meta().normalization, lo);
   Progress progress("train epoch " + std::to_string(epoch), loader.num_images(), options.quiet);
   auto start = std::chrono::steady_clock::now();
   // Seeded per epoch so that a resumed run redoes an epoch identically.
@@ -103,7 +106,7 @@ void Trainer::load_state(const std::string& path) { impl_->session->load_state(p
 std::vector<EpochReport> train_model(TrainableModel& model, const ImageSource& source, const TrainOptions& options,
                                      const std::function<void(const EpochReport&)>& on_epoch) {
   Trainer trainer(model, options);
-  check_labels(model, source);
+  training_data(model, source);  // fails before the first epoch
   std::vector<EpochReport> reports;
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     reports.push_back(trainer.train_epoch(source, epoch));

@@ -32,7 +32,17 @@ check "analyze is reproducible" cmp -s analysis.json analysis2.json
 # A study folder that is also a self-training run, with HTML in class names and a path.
 cp -r study combo
 nasty='<img src=x onerror=alert(1)>.png'
-sed -i "2s#^\([0-9]*\),[^,]*,#\1,$nasty,#" combo/scores.csv
+# On the row of the highest image score (shown first in its class's gallery). The edited
+# path no longer names an image of the data, which the report refuses: this page is drawn
+# without the data (the other pages check the thumbnails).
+column=$(head -1 combo/scores.csv | tr , '\n' | grep -nx image_score | cut -d: -f1)
+top=$(awk -F, -v c="$column" 'NR > 1 && (best == "" || $c + 0 > best) { best = $c + 0; line = NR } END { print line }' combo/scores.csv)
+sed -i "${top}s#^\([0-9]*\),[^,]*,#\1,$nasty,#" combo/scores.csv
+rm combo/split.json combo/model.safetensors
+cp study/scores.csv moved.csv
+sed -i "2s#^\([0-9]*\),[^,]*,#\1,elsewhere.png,#" moved.csv
+expect_error "is elsewhere.png but in idx:data it is" \
+  "$imagescore" report --scores moved.csv --data idx:data --split train --out x.html
 classes='["<b>T-shirt</b>", "1", "2", "3", "4", "5", "6", "7", "8", "9"]'
 : > combo/epochs.jsonl
 for arm in baseline softmax imagescore; do

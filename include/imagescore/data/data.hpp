@@ -94,6 +94,11 @@ std::unique_ptr<ImageSource> subset(std::unique_ptr<ImageSource> base, std::vect
 // labelled (for its class names) and outlive the view.
 std::unique_ptr<ImageSource> relabel(const ImageSource& base, std::vector<std::size_t> indices, std::vector<int> labels);
 
+// A view of every image of `base` under other class names: label l becomes label_map[l],
+// an id into `class_names`; `base` must outlive the view.
+std::unique_ptr<ImageSource> map_classes(const ImageSource& base, std::vector<std::string> class_names,
+                                         std::vector<int> label_map);
+
 // Per-channel normalisation applied as (x / 255 - mean) / std.
 struct Normalization {
   std::vector<float> mean;

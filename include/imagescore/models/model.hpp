@@ -166,7 +166,12 @@ void save_model(const TrainableModel& model, const std::string& path);
 // Fails on an unknown name, listing the known ones.
 std::vector<std::size_t> resolve_taps(const Model& model, const std::vector<std::string>& names);
 
-// Fails unless images of `source` fit the model (shape and class count).
-void check_compatible(const Model& model, const ImageSource& source);
+// Checks that the images of `source` fit the model and returns them as the model sees
+// them (a view; `source` must outlive it), with labels in the model's class ids. Where
+// both name their classes and the names differ (a test folder lacking a class, or with
+// its classes in another order), labels are mapped by name, and names the model does not
+// have are refused, naming them. Where either side only numbers its classes ("0", "1",
+// ...: IDX, csv:, a TorchScript model without names), labels keep their ids.
+std::unique_ptr<ImageSource> align_to_model(const Model& model, const ImageSource& source);
 
 }  // namespace imagescore
