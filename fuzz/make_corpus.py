@@ -189,6 +189,26 @@ def make_scores():
     put("scores", "no_header.csv", "")
 
 
+def make_select_analyze():
+    header = "id,path,label,pred,correct,image_score,msp\n"
+    rows = "".join("%d,i%d.png,%d,%d,%d,%s,%s\n" % (i, i, i % 3, (i * 7) % 3, i % 3 == (i * 7) % 3, i / 10, 1 - i / 20)
+                   for i in range(12))
+    put("select_analyze", "labelled.csv", "\n" + header + rows)
+    put("select_analyze", "fused.csv", "rank:msp+image_score\n" + header + rows)
+    put("select_analyze", "one_column_rank.csv", "rank:msp\n" + header + rows)
+    put("select_analyze", "unlabelled.csv", "\n" + header.replace("label,", "").replace("correct,", "") +
+        "".join("%d,i%d.png,%d,0.5,0.5\n" % (i, i, i) for i in range(5)))
+    put("select_analyze", "huge_class_id.csv", "\n" + header + "0,a.png,1,999999,0,0.5,0.5\n1,b.png,1,1,1,0.2,0.1\n")
+
+
+def make_options():
+    put("options", "shapes.txt", "3x224x224\n1x0x5\n99999999999999999999x1x1\n3x16384x16384\n")
+    put("options", "normalization.txt", "imagenet\nnone\nauto\n0.5/0.25\n0.1,0.2,0.3/1,1,0\n-1e400/1\n")
+    put("options", "shards.txt", "1/4\n0/0\n1/-2\n1/4294967296\n18446744073709551615/18446744073709551615\n")
+    put("options", "names.txt", "linf\nl1\nsum\nquantile\nadam\nletterbox\nsoft\nclass\ntest\njoint\nsoftmax\n"
+        "msp,trust,msp\nimage_score,nac,,\nmc_dropout\n")
+
+
 if __name__ == "__main__":
     # Arguments: a few small JPEG files to seed the image decoder (the committed seeds
     # are two 32x32 CIFAR-10 images from ../shared/data/cifar10-jpg.tar.zst).
@@ -198,6 +218,8 @@ if __name__ == "__main__":
     make_csv_manifest()
     make_split()
     make_profile()
+    make_select_analyze()
+    make_options()
     make_safetensors()
     make_experiment()
     make_scores()

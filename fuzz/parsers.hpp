@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "imagescore/data/image_codec.hpp"
 #include "imagescore/data/data.hpp"
 #include "imagescore/core/error.hpp"
@@ -25,6 +27,15 @@
 #include "imagescore/pipeline/selftrain.hpp"
 #include "imagescore/stats/bootstrap.hpp"
 #include "imagescore/data/split.hpp"
+#include "imagescore/core/partition.hpp"
+#include "imagescore/data/fit.hpp"
+#include "imagescore/models/model.hpp"
+#include "imagescore/score/fusion.hpp"
+#include "imagescore/score/registry.hpp"
+#include "imagescore/score/score.hpp"
+#include "imagescore/select/select.hpp"
+#include "imagescore/stats/analysis.hpp"
+#include "imagescore/train/selftrain_records.hpp"
 
 namespace fuzz {
 
@@ -134,6 +145,69 @@ inline void parse_experiment(const std::uint8_t* data, std::size_t size) {
 inline void parse_scores(const std::uint8_t* data, std::size_t size) {
   const std::string path = scratch_file("scores.csv", data, size);
   expect_only_errors([&] { imagescore::read_score_table(path); });
+}
+
+// What `select` and `analyze` do with a scores file (the file may claim any class ids,
+// bins of scores or sizes). Input: a fusion recipe on the first line (as `--fuse` takes
+// it, such as rank:msp+image_score), then the scores file.
+inline void parse_select_analyze(const std::uint8_t* data, std::size_t size) {
+  const std::string input(reinterpret_cast<const char*>(data), size);
+  const std::size_t newline = std::min(input.find('\n'), input.size());
+  const std::string recipe = input.substr(0, newline);
+  const std::string path = scratch_file("scores.csv", input.data() + std::min(newline + 1, size),
+                                        size - std::min(newline + 1, size));
+  expect_only_errors([&] {
+    imagescore::ScoreTable table = imagescore::read_score_table(path);
+    if (table.value_columns.empty()) return;
+    for (auto rule : {imagescore::SelectOptions::Rule::Fraction, imagescore::SelectOptions::Rule::Top}) {
+      imagescore::SelectOptions options;
+      options.rule = rule;
+      options.top = 3;
+      const std::size_t classes = imagescore::class_count(table, options);
+      const auto selected = imagescore::select_rows(table, table.value_columns.front(), options, classes);
+      imagescore::selection_json(imagescore::selection_stats(table, selected, classes), table.has_labels());
+    }
+    imagescore::AnalysisOptions analysis;
+    analysis.bootstrap.resamples = 20;
+    analysis.binning = imagescore::Binning::Quantile;
+    // learned:FILE would open any file the fuzzer names; the fusion file has its own tests.
+    if (!recipe.empty() && recipe.rfind("learned:", 0) != 0) analysis.fuse = {recipe};
+    if (table.has_labels()) imagescore::analyze_scores(table, &table, analysis);
+  });
+}
+
+// Option values, as the CLI hands them to the library's parsers (CLI11 splits the command
+// line; these give values their meaning). Input: lines, each offered to every parser.
+inline void parse_options(const std::uint8_t* data, std::size_t size) {
+  const std::string input(reinterpret_cast<const char*>(data), size);
+  for (std::size_t begin = 0; begin <= input.size();) {
+    const std::size_t end = std::min(input.find('\n', begin), input.size());
+    const std::string value = input.substr(begin, end - begin);
+    begin = end + 1;
+    using namespace imagescore;
+    expect_only_errors([&] { parse_image_shape(value); });
+    expect_only_errors([&] { parse_normalization(value, 1); });
+    expect_only_errors([&] { parse_normalization(value, 3); });
+    expect_only_errors([&] { parse_shard(value); });
+    expect_only_errors([&] { parse_norm(value); });
+    expect_only_errors([&] { parse_scale(value); });
+    expect_only_errors([&] { parse_binning(value); });
+    expect_only_errors([&] { parse_optimizer(value); });
+    expect_only_errors([&] { parse_input_fit(value); });
+    expect_only_errors([&] { parse_overlap(value); });
+    expect_only_errors([&] { parse_profile_choice(value); });
+    expect_only_errors([&] { parse_split_name(value); });
+    expect_only_errors([&] { parse_protocol(value); });
+    expect_only_errors([&] { parse_arm(value, all_score_columns()); });
+    std::vector<std::string> names(1);
+    for (char c : value) {
+      if (c == ',')
+        names.emplace_back();
+      else
+        names.back().push_back(c);
+    }
+    expect_only_errors([&] { canonical_score_names(names); });
+  }
 }
 
 // The container of checkpoints and profiles.

@@ -164,6 +164,12 @@ TEST(Models, BadArchitecturesAndShapes) {
   EXPECT_ERROR_CONTAINS(create_model("alexnet", {1, 28, 28}, classes(10), plain(1), 0), "unknown architecture 'alexnet'");
   EXPECT_ERROR_CONTAINS(create_model("vgg16", {1, 28, 28}, classes(10), plain(1), 0), "at least 32x32");
   EXPECT_ERROR_CONTAINS(create_model("small-cnn", {1, 28, 28}, classes(1), plain(1), 0), "at least 2 classes");
+  // LibTorch said "tried to allocate 549755813888 bytes".
+  EXPECT_ERROR_CONTAINS(create_model("small-cnn", {1, 16384, 16384}, classes(10), plain(1), 0),
+                        "small-cnn: a 1x16384x16384 input gives its layer fc1 1073741824 x 128 weights (512 GiB; at most "
+                        "1 GiB): resize the images, or use resnet18");
+  EXPECT_ERROR_CONTAINS(create_model("vgg16", {3, 2048, 2048}, classes(10), plain(3), 0), "vgg16: a 3x2048x2048 input gives");
+  EXPECT_NO_THROW(create_model("small-cnn", {3, 224, 224}, classes(10), plain(3), 0));
   auto m = create_model("small-cnn", {1, 28, 28}, classes(10), plain(1), 0);
   testing::MemorySource wrong({3, 28, 28}, classes(10));
   EXPECT_ERROR_CONTAINS(align_to_model(*m, wrong), "memory: images are 3x28x28 but the model expects 1x28x28");

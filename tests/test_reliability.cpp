@@ -29,6 +29,7 @@ TEST(Reliability, FuzzCorporaAndRegressionsFailOnlyWithErrors) {
       {"csv_manifest", fuzz::parse_csv_manifest}, {"image", fuzz::parse_image},
       {"split", fuzz::parse_split},       {"profile", fuzz::parse_profile},
       {"experiment", fuzz::parse_experiment},     {"scores", fuzz::parse_scores},
+      {"select_analyze", fuzz::parse_select_analyze}, {"options", fuzz::parse_options},
       {"safetensors", fuzz::parse_safetensors}};
   for (const auto& [target, parse] : parsers) {
     std::size_t seeds = 0;

@@ -234,8 +234,15 @@ TEST(Select, SummaryGivesPrecisionOnlyWithLabels) {
   const SelectionStats stats = selection_stats(table, select_rows(table, "msp", options, 3), 3);
   const nlohmann::json with = selection_json(stats, true);
   EXPECT_EQ(with["overall"].dump(), R"({"candidates":7,"correct":2,"precision":0.5,"selected":4})");
-  ASSERT_EQ(with["per_class"].size(), 3u);
-  EXPECT_EQ(with["per_class"][2].dump(), R"({"candidates":0,"correct":0,"precision":null,"selected":0})");
+  // Per class: the classes with candidates only (class 2 has none).
+  ASSERT_EQ(with["per_class"].size(), 2u);
+  EXPECT_FALSE(with["per_class"].contains("2"));
+  EXPECT_EQ(with["per_class"]["0"]["candidates"], 4);
+  // A class with candidates and nothing selected has precision null.
+  SelectOptions none = rule(SelectOptions::Rule::Top);
+  none.top = 0;
+  const nlohmann::json empty = selection_json(selection_stats(table, select_rows(table, "msp", none, 3), 3), true);
+  EXPECT_EQ(empty["per_class"]["1"].dump(), R"({"candidates":3,"correct":0,"precision":null,"selected":0})");
   EXPECT_EQ(selection_json(stats, false)["overall"].dump(), R"({"candidates":7,"selected":4})");
 }
 

@@ -114,8 +114,9 @@ void bind_analysis(py::module_& m) {
     const std::size_t k = class_count(table, o, classes);
     const SelectionStats stats = selection_stats(table, rows, k);
     const bool labels = table.has_labels();
-    py::list per_class;
-    for (const auto& s : stats.per_class) per_class.append(class_stats(s, labels));
+    py::dict per_class;  // by class id, the classes with candidates (as selection_json)
+    for (std::size_t c = 0; c < stats.per_class.size(); ++c)
+      if (stats.per_class[c].candidates > 0) per_class[py::int_(c)] = class_stats(stats.per_class[c], labels);
     py::dict d;
     d["overall"] = class_stats(stats.overall, labels);
     d["per_class"] = per_class;

@@ -9,11 +9,12 @@ namespace imagescore {
 nlohmann::json parse_json(const std::string& text, const std::string& where) {
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.what() is "[json.exception.parse_error.101] parse error at line L, column C: ...".
+  } catch (const nlohmann::json::exception& e) {
+    // e.what() is "[json.exception.parse_error.101] parse error at line L, column C: ..."
+    // or, for a number such as 1e600, "[json.exception.out_of_range.406] number overflow ...".
     std::string message = e.what();
-    const auto at = message.find("parse error");
-    fail(where, "not valid JSON (" + (at == std::string::npos ? message : message.substr(at)) + ")");
+    const auto at = message.find("] ");
+    fail(where, "not valid JSON (" + (at == std::string::npos ? message : message.substr(at + 2)) + ")");
   }
 }
 

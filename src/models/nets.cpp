@@ -1,5 +1,7 @@
 #include "nets.hpp"
 
+#include <cstdio>
+
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/random.hpp"
 
@@ -18,6 +20,19 @@ torch::Tensor linear(nn::Linear& layer, const torch::Tensor& x) {
   return torch::bmm(x.unsqueeze(1), weight).squeeze(1) + layer->bias;
 }
 
+// The hidden linear layer of small-cnn and vgg16 sees every position of the last feature
+// map, so its weights grow with the image: refuse what exceeds 2^28 weights (1 GiB, 4 GiB
+// with gradients and Adam's moments) before LibTorch tries to allocate it.
+void check_hidden_layer(const char* arch, const ImageShape& in, int64_t inputs, int64_t outputs) {
+  constexpr int64_t kMaxWeights = int64_t(1) << 28;
+  if (inputs <= kMaxWeights / outputs) return;
+  char gib[32];
+  std::snprintf(gib, sizeof gib, "%.0f", double(inputs) * double(outputs) * 4.0 / double(1 << 30));
+  fail(arch, "a " + std::to_string(in.channels) + "x" + std::to_string(in.height) + "x" + std::to_string(in.width) +
+                 " input gives its layer fc1 " + std::to_string(inputs) + " x " + std::to_string(outputs) + " weights (" +
+                 gib + " GiB; at most 1 GiB): resize the images, or use resnet18, whose size does not grow with the image");
+}
+
 // Dropout: per-image masks when `rows` is given, the layer's own behaviour otherwise.
 torch::Tensor drop(nn::Dropout& layer, const torch::Tensor& x, const RowDropout* rows, int site) {
   return rows ? rows->apply(x, layer->options.p(), site) : layer->forward(x);
@@ -30,7 +45,8 @@ class SmallCnn : public ClassifierNet {
     if (in.height < 4 || in.width < 4) fail("small-cnn", "input must be at least 4x4");
     conv1_ = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(in.channels, 32, 3).padding(1)));
     conv2_ = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1)));
-    int64_t flat = 64 * (in.height / 4) * (in.width / 4);
+    int64_t flat = 64 * int64_t(in.height / 4) * (in.width / 4);
+    check_hidden_layer("small-cnn", in, flat, 128);
     fc1_ = register_module("fc1", nn::Linear(flat, 128));
     dropout_ = register_module("dropout", nn::Dropout(0.25));
     fc2_ = register_module("fc2", nn::Linear(128, classes));
@@ -75,6 +91,7 @@ class Vgg16 : public ClassifierNet {
       }
     }
     int64_t flat = int64_t(channels) * (in.height / 32) * (in.width / 32);
+    check_hidden_layer("vgg16", in, flat, 512);
     fc1_ = register_module("fc1", nn::Linear(flat, 512));
     fc2_ = register_module("fc2", nn::Linear(512, 512));
     fc3_ = register_module("fc3", nn::Linear(512, classes));

@@ -160,8 +160,11 @@ nlohmann::json selection_json(const SelectionStats& stats, bool labels) {
     }
     return j;
   };
-  nlohmann::json per_class = nlohmann::json::array();
-  for (const auto& s : stats.per_class) per_class.push_back(entry(s));
+  // Only the classes with candidates: the class count may come from one stray predicted
+  // class id, and a million empty entries help no one.
+  nlohmann::json per_class = nlohmann::json::object();
+  for (std::size_t c = 0; c < stats.per_class.size(); ++c)
+    if (stats.per_class[c].candidates > 0) per_class[std::to_string(c)] = entry(stats.per_class[c]);
   return {{"overall", entry(stats.overall)}, {"per_class", per_class}};
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "common.hpp"
@@ -123,6 +124,13 @@ int run_command_line(int argc, char** argv) {
       return interrupted_exit_code();
     }
     std::fprintf(stderr, "imagescore: error: %s\n", printable(e.what()).c_str());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    // Every size read from a file or an option is bounded before allocating; what is
+    // left is a machine with too little memory for the work asked.
+    std::string command = app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name() + ": ";
+    std::fprintf(stderr, "imagescore: error: %sout of memory (lower --batch-size or --threads, or see docs/reliability.md)\n",
+                 command.c_str());
     return 1;
   } catch (const std::exception& e) {
     // LibTorch and the standard library can still throw on conditions no check caught.

@@ -51,8 +51,9 @@ struct SelectionStats {
 SelectionStats selection_stats(const ScoreTable& table, const std::vector<std::size_t>& selected,
                                std::size_t num_classes);
 
-// {candidates, selected[, correct, precision]} overall and per class; correct and
-// precision only where the table has labels (precision null when nothing is selected).
+// {candidates, selected[, correct, precision]} overall and per class ("per_class": an
+// object keyed by class id, holding the classes with candidates); correct and precision
+// only where the table has labels (precision null when nothing is selected).
 nlohmann::json selection_json(const SelectionStats& stats, bool labels);
 
 // Writes id,path,pseudo_label,score atomically.
