@@ -13,6 +13,8 @@
 
 #include "imagescore/core/random.hpp"
 #include "imagescore/data/data.hpp"
+#include "imagescore/data/fit.hpp"
+#include "imagescore/data/image_codec.hpp"
 #include "test_files.hpp"
 #include "test_sources.hpp"
 #include "test_util.hpp"
@@ -314,6 +316,90 @@ TEST(ImageFolder, ReadsJpegs) {
   std::vector<std::uint8_t> pixels = read_image(*rgb, 0);
   for (int c = 0; c < 3; ++c)
     for (int p = 0; p < 16 * 8; ++p) EXPECT_NEAR(pixels[c * 128 + p], flat_rgb[c], 2);
+}
+
+TEST(FitImages, CropGeometryFollowsTorchvision) {
+  // Resize(S): the shorter side to S, the longer to int(S * long / short); CenterCrop:
+  // corner int(round(excess / 2.0)), halves rounded to even as Python does.
+  auto expect = [](int w, int h, InputFit fit, int ox, int oy, int cw, int ch) {
+    const FitGeometry g = fit_geometry(w, h, fit);
+    EXPECT_EQ(g.content_width, cw) << w << "x" << h;
+    EXPECT_EQ(g.content_height, ch) << w << "x" << h;
+    EXPECT_EQ(g.offset_x, ox) << w << "x" << h;
+    EXPECT_EQ(g.offset_y, oy) << w << "x" << h;
+  };
+  const InputFit crop4{4, 4, FitMode::Crop};
+  expect(10, 6, crop4, -1, 0, 6, 4);   // int(4 * 10 / 6) = 6, excess 2
+  expect(6, 9, crop4, 0, -1, 4, 6);    // tall
+  expect(7, 4, crop4, -2, 0, 7, 4);    // excess 3: round(1.5) = 2
+  expect(9, 4, crop4, -2, 0, 9, 4);    // excess 5: round(2.5) = 2
+  expect(11, 4, crop4, -4, 0, 11, 4);  // excess 7: round(3.5) = 4
+  expect(5, 5, crop4, 0, 0, 4, 4);
+  expect(8, 8, {4, 4, FitMode::Crop, 6}, -1, -1, 6, 6);   // Resize(6) + CenterCrop(4)
+  expect(640, 480, {224, 224, FitMode::Crop, 256}, -58, -16, 341, 256);  // ImageNet's evaluation transform
+  EXPECT_ERROR_CONTAINS(fit_geometry(4, 4, {4, 8, FitMode::Crop, 6}), "a 4x4 image resized to 6x6 is smaller than the 8x4 crop");
+}
+
+TEST(FitImages, FoldersAndManifestsFitImagesOfAnySize) {
+  TempDir dir;
+  write_png(dir.file("a/1.png"), 6, 4, 1, pattern_hwc(1, 6, 4, 1));  // wide
+  write_png(dir.file("a/2.png"), 4, 4, 1, pattern_hwc(2, 4, 4, 1));
+  write_png(dir.file("b/1.png"), 4, 6, 1, pattern_hwc(3, 4, 6, 1));  // tall
+  write_png(dir.file("b/2.png"), 12, 8, 1, std::vector<std::uint8_t>(96, 200));
+  write_bytes(dir.file("list.csv"), "a/1.png,0\na/2.png,0\nb/1.png,1\nb/2.png,1\n");
+  for (const std::string spec : {"folder:" + dir.path() + "@4x4", "csv:" + dir.file("list.csv") + "@4x4,crop"}) {
+    SCOPED_TRACE(spec);
+    auto source = open_data(spec, SplitName::Train);
+    EXPECT_EQ(source->shape(), (ImageShape{1, 4, 4}));
+    // No resize needed (the shorter side is 4): the centre 4x4 exactly.
+    std::vector<std::uint8_t> expected;
+    for (int y = 0; y < 4; ++y)
+      for (int x = 0; x < 4; ++x) expected.push_back(pattern(1, y, x + 1, 0));
+    EXPECT_EQ(read_image(*source, 0), expected);
+    EXPECT_EQ(read_image(*source, 1), pattern_chw(2, 4, 4, 1));
+    expected.clear();
+    for (int y = 0; y < 4; ++y)
+      for (int x = 0; x < 4; ++x) expected.push_back(pattern(3, y + 1, x, 0));
+    EXPECT_EQ(read_image(*source, 2), expected);
+    EXPECT_EQ(read_image(*source, 3), std::vector<std::uint8_t>(16, 200));  // resized 12x8 -> 6x4, uniform stays
+  }
+  // Letterbox and stretch: a uniform image keeps its value where it lands.
+  auto boxed = open_data("folder:" + dir.path() + "@4x4,letterbox", SplitName::Train);
+  // 12x8 at scale 1/3 is 4x3 (round(2.67)), one black row below: floor((4 - 3) / 2) = 0 above.
+  EXPECT_EQ(read_image(*boxed, 3), (std::vector<std::uint8_t>{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 0, 0, 0, 0}));
+  auto stretched = open_data("folder:" + dir.path() + "@4x4,stretch", SplitName::Train);
+  EXPECT_EQ(read_image(*stretched, 3), std::vector<std::uint8_t>(16, 200));
+  // Without a size, every image must have the first's.
+  auto natural = open_data("folder:" + dir.path(), SplitName::Train);
+  EXPECT_ERROR_CONTAINS(read_image(*natural, 1), dir.file("a/2.png") + ": image is 4x4, expected 6x4");
+  // Bad sizes and crops.
+  EXPECT_ERROR_CONTAINS(open_data("folder:" + dir.path() + "@4x4,cut", SplitName::Train),
+                        "data spec 'folder:" + dir.path() + "@4x4,cut': input size '4x4,cut': unknown mode 'cut'");
+  EXPECT_ERROR_CONTAINS(open_data("csv:" + dir.file("list.csv") + "@0x4", SplitName::Train), "expected HxW");
+  auto wide_crop = open_data("folder:" + dir.path() + "@4x8,crop=6", SplitName::Train);
+  EXPECT_ERROR_CONTAINS(read_image(*wide_crop, 1), dir.file("a/2.png") + ": a 4x4 image resized to 6x6 is smaller than the 8x4 crop");
+}
+
+TEST(FitImages, LargeJpegsAreDecodedAtAReducedScale) {
+  std::vector<std::uint8_t> hwc(64 * 64 * 3);
+  for (std::size_t i = 0; i < hwc.size(); ++i) hwc[i] = std::uint8_t((i / 3 % 64) * 4);  // a horizontal ramp
+  TempDir dir;
+  write_bytes(dir.file("big.jpg"), encode_jpeg(64, 64, 3, hwc));
+  write_png(dir.file("big.png"), 64, 64, 3, hwc);
+  ImageShape shape;
+  decode_reduced(dir.file("big.jpg"), 3, 8, 8, shape);  // 1/4 keeps 16 >= 2 x 8
+  EXPECT_EQ(shape, (ImageShape{3, 16, 16}));
+  decode_reduced(dir.file("big.jpg"), 1, 4, 4, shape);  // 1/8: 8 >= 2 x 4
+  EXPECT_EQ(shape, (ImageShape{1, 8, 8}));
+  decode_reduced(dir.file("big.jpg"), 3, 20, 20, shape);  // even 1/2 would leave 32 < 40
+  EXPECT_EQ(shape, (ImageShape{3, 64, 64}));
+  decode_reduced(dir.file("big.png"), 3, 4, 4, shape);  // PNG: always its own size
+  EXPECT_EQ(shape, (ImageShape{3, 64, 64}));
+  // The reduced decode is the ramp at a quarter of the size (JPEG loss aside).
+  const auto reduced = decode_reduced(dir.file("big.jpg"), 1, 4, 4, shape);
+  ASSERT_EQ(shape, (ImageShape{1, 8, 8}));
+  EXPECT_NEAR(reduced[0 * 8 + 7], (7 * 8 + 3.5) * 4, 12.0);
+  EXPECT_NEAR(reduced[0 * 8 + 0], 3.5 * 4, 12.0);
 }
 
 TEST(ImageFolder, RejectsBadImagesAndLayouts) {

@@ -114,16 +114,26 @@ TEST(Detect, ParsesInputSizes) {
   InputFit fit = parse_input_fit("224x224");
   EXPECT_EQ(fit.height, 224);
   EXPECT_EQ(fit.width, 224);
-  EXPECT_FALSE(fit.resize);
-  fit = parse_input_fit("64x96,resize");
+  EXPECT_EQ(fit.mode, FitMode::Letterbox);
+  fit = parse_input_fit("64x96,resize");  // the older name of stretch
   EXPECT_EQ(fit.height, 64);
   EXPECT_EQ(fit.width, 96);
-  EXPECT_TRUE(fit.resize);
-  EXPECT_FALSE(parse_input_fit("8x8,letterbox").resize);
+  EXPECT_EQ(fit.mode, FitMode::Stretch);
+  EXPECT_EQ(parse_input_fit("64x96,stretch").mode, FitMode::Stretch);
+  EXPECT_EQ(parse_input_fit("8x8,letterbox", FitMode::Crop).mode, FitMode::Letterbox);
+  EXPECT_EQ(parse_input_fit("8x8", FitMode::Crop).mode, FitMode::Crop);
+  fit = parse_input_fit("224x224,crop=256");
+  EXPECT_EQ(fit.mode, FitMode::Crop);
+  EXPECT_EQ(fit.crop_resize, 256);
+  EXPECT_EQ(to_string(fit), "224x224,crop=256");
+  EXPECT_EQ(to_string(parse_input_fit("3x4", FitMode::Crop)), "3x4,crop");
   EXPECT_ERROR_CONTAINS(parse_input_fit("224"), "input size '224': expected HxW");
   EXPECT_ERROR_CONTAINS(parse_input_fit("0x5"), "expected HxW");
   EXPECT_ERROR_CONTAINS(parse_input_fit("5x5x3"), "expected HxW");
-  EXPECT_ERROR_CONTAINS(parse_input_fit("64x64,crop"), "unknown mode 'crop'");
+  EXPECT_ERROR_CONTAINS(parse_input_fit("64x64,cut"), "unknown mode 'cut' (expected letterbox, stretch, crop or crop=S)");
+  EXPECT_ERROR_CONTAINS(parse_input_fit("64x64,crop=0"), "crop=S needs a side S from 1 to 16384");
+  EXPECT_ERROR_CONTAINS(parse_input_fit("224x224,crop=200"),
+                        "input size '224x224,crop=200': the crop 224x224 is larger than the resized image's shorter side 200");
 }
 
 TEST(Detect, LetterboxGeometry) {
@@ -140,7 +150,7 @@ TEST(Detect, LetterboxGeometry) {
   expect(6, 3, {5, 6}, 0, 1, 6, 3);     // scale 1: the image is copied
   expect(2, 2, {7, 5}, 0, 1, 5, 5);     // enlarged; odd band split floor/ceil
   expect(1000, 1, {4, 4}, 0, 1, 4, 1);  // never thinner than one pixel
-  expect(8, 4, {4, 4, true}, 0, 0, 4, 4);
+  expect(8, 4, {4, 4, FitMode::Stretch}, 0, 0, 4, 4);
 }
 
 TEST(Detect, LetterboxPixels) {
@@ -164,7 +174,7 @@ TEST(Detect, LetterboxPixels) {
       for (int x = 0; x < 4; ++x) EXPECT_EQ(at(boxed, 4, 4, c, y, x), y == 1 || y == 2 ? 200 : 0) << c << y << x;
 
   // Resized: no band.
-  fit_image(grey.data(), wide, {4, 4, true}, boxed.data());
+  fit_image(grey.data(), wide, {4, 4, FitMode::Stretch}, boxed.data());
   for (auto value : boxed) EXPECT_EQ(value, 200);
 }
 

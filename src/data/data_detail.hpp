@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "imagescore/data/data.hpp"
+#include "imagescore/data/fit.hpp"
 
 namespace imagescore::detail {
 
@@ -46,7 +47,10 @@ std::unique_ptr<ImageSource> open_idx(const std::string& dir, SplitName split,
                                       std::vector<std::string> class_names, const std::string& spec);
 std::unique_ptr<ImageSource> open_cifar10(const std::string& dir, SplitName split, const std::string& spec);
 std::unique_ptr<ImageSource> open_cifar100(const std::string& dir, SplitName split, const std::string& spec);
-std::unique_ptr<ImageSource> open_image_folder(const std::string& dir, SplitName split, const std::string& spec);
-std::unique_ptr<ImageSource> open_csv_manifest(const std::string& file, const std::string& spec);
+// With a fit, images of any size are fitted to it; without, all must have the first's size.
+std::unique_ptr<ImageSource> open_image_folder(const std::string& dir, SplitName split, const std::string& spec,
+                                               const std::optional<InputFit>& fit);
+std::unique_ptr<ImageSource> open_csv_manifest(const std::string& file, const std::string& spec,
+                                               const std::optional<InputFit>& fit);
 
 }  // namespace imagescore::detail

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "data_detail.hpp"
+#include "imagescore/data/fit.hpp"
 #include "imagescore/core/error.hpp"
 
 namespace imagescore {
@@ -151,9 +152,14 @@ struct KindRegistry {
          })},
         {"cifar10", "cifar10:DIR", "folder", by_split(detail::open_cifar10)},
         {"cifar100", "cifar100:DIR", "folder", by_split(detail::open_cifar100)},
-        {"folder", "folder:DIR", "folder", by_split(detail::open_image_folder)},
-        {"csv", "csv:FILE", "file", [](const std::string& file, const std::string&, const std::string& spec) {
-           return detail::open_csv_manifest(file, spec);
+        {"folder", "folder:DIR[@HxW[,MODE]]", "folder",
+         by_split([](const std::string& location, SplitName split, const std::string& spec) {
+           auto [dir, fit] = split_input_fit(location, spec, FitMode::Crop);
+           return detail::open_image_folder(dir, split, spec, fit);
+         })},
+        {"csv", "csv:FILE[@HxW[,MODE]]", "file", [](const std::string& location, const std::string&, const std::string& spec) {
+           auto [file, fit] = split_input_fit(location, spec, FitMode::Crop);
+           return detail::open_csv_manifest(file, spec, fit);
          }},
     };
   }

@@ -43,11 +43,7 @@ class FittedImageSource : public ImageSource {
   const std::vector<std::string>& class_names() const override { return no_classes_; }
   int label(std::size_t) const override { return kNoLabel; }
   std::string path(std::size_t i) const override { return paths_.at(i); }
-  void read(std::size_t i, std::uint8_t* out) const override {
-    ImageShape natural;
-    const std::vector<std::uint8_t> pixels = decode_rgb(paths_.at(i), natural);
-    fit_image(pixels.data(), natural, fit_, out);
-  }
+  void read(std::size_t i, std::uint8_t* out) const override { read_fitted(paths_.at(i), 3, fit_, out); }
   std::string spec() const override { return spec_; }
 
  private:
@@ -59,26 +55,72 @@ class FittedImageSource : public ImageSource {
 
 }  // namespace
 
-InputFit parse_input_fit(const std::string& text) {
+InputFit parse_input_fit(const std::string& text, FitMode default_mode) {
   InputFit fit;
+  fit.mode = default_mode;
   std::string size = text;
   const std::size_t comma = text.find(',');
   if (comma != std::string::npos) {
     const std::string mode = text.substr(comma + 1);
-    if (mode != "resize" && mode != "letterbox")
-      throw Error("input size '" + text + "': unknown mode '" + mode + "' (expected letterbox or resize)");
-    fit.resize = mode == "resize";
+    if (mode == "letterbox") {
+      fit.mode = FitMode::Letterbox;
+    } else if (mode == "stretch" || mode == "resize") {
+      fit.mode = FitMode::Stretch;
+    } else if (mode == "crop") {
+      fit.mode = FitMode::Crop;
+    } else if (mode.rfind("crop=", 0) == 0) {
+      fit.mode = FitMode::Crop;
+      if (!parse_side(mode.substr(5), fit.crop_resize))
+        throw Error("input size '" + text + "': crop=S needs a side S from 1 to " + std::to_string(kMaxInputSide));
+    } else {
+      throw Error("input size '" + text + "': unknown mode '" + mode + "' (expected letterbox, stretch, crop or crop=S)");
+    }
     size = text.substr(0, comma);
   }
   const std::size_t x = size.find('x');
   if (x == std::string::npos || !parse_side(size.substr(0, x), fit.height) || !parse_side(size.substr(x + 1), fit.width))
-    throw Error("input size '" + text + "': expected HxW or HxW,resize with sides 1 to " + std::to_string(kMaxInputSide) +
+    throw Error("input size '" + text + "': expected HxW or HxW,MODE with sides 1 to " + std::to_string(kMaxInputSide) +
                 " (for example 224x224)");
+  if (fit.mode == FitMode::Crop && fit.crop_resize != 0 && fit.crop_resize < std::min(fit.height, fit.width))
+    throw Error("input size '" + text + "': the crop " + size + " is larger than the resized image's shorter side " +
+                std::to_string(fit.crop_resize));
   return fit;
 }
 
+std::string to_string(const InputFit& fit) {
+  std::string text = std::to_string(fit.height) + "x" + std::to_string(fit.width) + ",";
+  switch (fit.mode) {
+    case FitMode::Letterbox: return text + "letterbox";
+    case FitMode::Stretch: return text + "stretch";
+    case FitMode::Crop: return text + (fit.crop_resize ? "crop=" + std::to_string(fit.crop_resize) : "crop");
+  }
+  return text;
+}
+
 FitGeometry fit_geometry(int image_width, int image_height, const InputFit& fit) {
-  if (fit.resize) return {0, 0, fit.width, fit.height};
+  if (fit.mode == FitMode::Stretch) return {0, 0, fit.width, fit.height};
+  if (fit.mode == FitMode::Crop) {
+    // torchvision: Resize(S) scales the shorter side to S and the longer to int(S * long /
+    // short); CenterCrop's corner is int(round((side - crop) / 2.0)), Python rounding.
+    const int side = fit.crop_resize ? fit.crop_resize : std::max(fit.height, fit.width);
+    const bool wide = image_width > image_height;
+    const int short_side = wide ? image_height : image_width, long_side = wide ? image_width : image_height;
+    const int scaled_long = int(double(side) * long_side / short_side);
+    FitGeometry g;
+    g.content_width = wide ? scaled_long : side;
+    g.content_height = wide ? side : scaled_long;
+    if (g.content_width < fit.width || g.content_height < fit.height)
+      throw Error("a " + std::to_string(image_width) + "x" + std::to_string(image_height) + " image resized to " +
+                  std::to_string(g.content_width) + "x" + std::to_string(g.content_height) + " is smaller than the " +
+                  std::to_string(fit.width) + "x" + std::to_string(fit.height) + " crop");
+    auto corner = [](int excess) {  // round(excess / 2.0), halves to even
+      const int half = excess / 2;
+      return excess % 2 == 0 || half % 2 == 0 ? half : half + 1;
+    };
+    g.offset_x = -corner(g.content_width - fit.width);
+    g.offset_y = -corner(g.content_height - fit.height);
+    return g;
+  }
   const double scale = std::min(double(fit.width) / image_width, double(fit.height) / image_height);
   FitGeometry g;
   g.content_width = std::clamp(int(std::lround(image_width * scale)), 1, fit.width);
@@ -92,6 +134,24 @@ void fit_image(const std::uint8_t* chw, const ImageShape& shape, const InputFit&
   const FitGeometry g = fit_geometry(shape.width, shape.height, fit);
   const std::size_t in_plane = std::size_t(shape.height) * shape.width;
   const std::size_t out_plane = std::size_t(fit.height) * fit.width;
+  if (fit.mode == FitMode::Crop) {
+    std::vector<std::uint8_t> resized(std::size_t(g.content_width) * g.content_height);
+    for (int c = 0; c < shape.channels; ++c) {
+      const std::uint8_t* plane = chw + c * in_plane;
+      if (g.content_width != shape.width || g.content_height != shape.height) {
+        if (!stbir_resize_uint8_generic(plane, shape.width, shape.height, 0, resized.data(), g.content_width,
+                                        g.content_height, 0, 1, STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
+                                        STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, nullptr))
+          throw Error("stb_image_resize: out of memory resizing " + std::to_string(shape.width) + "x" +
+                      std::to_string(shape.height));
+        plane = resized.data();
+      }
+      for (int y = 0; y < fit.height; ++y)
+        std::memcpy(out + c * out_plane + std::size_t(y) * fit.width,
+                    plane + std::size_t(y - g.offset_y) * g.content_width - g.offset_x, std::size_t(fit.width));
+    }
+    return;
+  }
   std::memset(out, 0, out_plane * std::size_t(shape.channels));  // the letterbox padding is black
   for (int c = 0; c < shape.channels; ++c)
     resize_plane(chw + c * in_plane, shape.width, shape.height,
@@ -99,13 +159,27 @@ void fit_image(const std::uint8_t* chw, const ImageShape& shape, const InputFit&
                  g.content_height, fit.width);
 }
 
-std::pair<std::string, InputFit> split_input_fit(const std::string& location, const std::string& spec) {
+std::pair<std::string, std::optional<InputFit>> split_input_fit(const std::string& location, const std::string& spec,
+                                                                FitMode mode) {
   const std::size_t at = location.rfind('@');
-  if (at == std::string::npos || location.find('/', at) != std::string::npos) return {location, InputFit{}};
+  if (at == std::string::npos || location.find('/', at) != std::string::npos) return {location, std::nullopt};
   try {
-    return {location.substr(0, at), parse_input_fit(location.substr(at + 1))};
+    return {location.substr(0, at), parse_input_fit(location.substr(at + 1), mode)};
   } catch (const Error& e) {
     throw Error("data spec '" + spec + "': " + e.what());
+  }
+}
+
+void read_fitted(const std::string& path, int channels, const InputFit& fit, std::uint8_t* out) {
+  const int side = fit.crop_resize ? fit.crop_resize : std::max(fit.height, fit.width);
+  ImageShape decoded;
+  const std::vector<std::uint8_t> pixels = fit.mode == FitMode::Crop
+                                               ? decode_reduced(path, channels, side, side, decoded)
+                                               : decode_reduced(path, channels, fit.width, fit.height, decoded);
+  try {
+    fit_image(pixels.data(), decoded, fit, out);
+  } catch (const Error& e) {
+    fail(path, e.what());
   }
 }
 

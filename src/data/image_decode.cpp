@@ -100,17 +100,22 @@ ImageShape read_image_header(const std::string& bytes, const std::string& file) 
   return shape;
 }
 
-void decode_image(const std::string& bytes, const std::string& file, const ImageShape& expected,
-                  std::uint8_t* out) {
-  auto check_size = [&](const ImageShape& actual) {
-    if (actual.width != expected.width || actual.height != expected.height)
+namespace {
+
+// Decodes into `out` at `expected` size and channels; a JPEG may be decoded at a reduced
+// size when `jpeg_scale` (libjpeg-turbo's scaled IDCT) makes its natural size `expected`.
+void decode_into(const std::string& bytes, const std::string& file, const ImageShape& expected, tjscalingfactor jpeg_scale,
+                 std::uint8_t* out) {
+  auto check_size = [&](const ImageShape& actual, tjscalingfactor scale) {
+    const int width = TJSCALED(actual.width, scale), height = TJSCALED(actual.height, scale);
+    if (width != expected.width || height != expected.height)
       fail(file, "image is " + std::to_string(actual.width) + "x" + std::to_string(actual.height) +
                      ", expected " + std::to_string(expected.width) + "x" + std::to_string(expected.height));
   };
   std::vector<std::uint8_t> interleaved(expected.pixels());
   if (detect_format(bytes, file) == Format::Png) {
     PngReader png(bytes, file);
-    check_size(png.shape());
+    check_size(png.shape(), {1, 1});
     png.image.format = expected.channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
     // Transparent pixels are composited onto black.
     png_color black{0, 0, 0};
@@ -119,7 +124,7 @@ void decode_image(const std::string& bytes, const std::string& file, const Image
   } else {
     JpegDecompressor decompressor(file);
     const tjhandle handle = decompressor.handle;
-    check_size(jpeg_shape(handle, bytes, file));
+    check_size(jpeg_shape(handle, bytes, file), jpeg_scale);
     // Warnings (such as a truncated stream) also return -1: a partly decoded image is
     // refused rather than silently used, and decoding stops at the first one instead of
     // filling a huge claimed size. A progressive JPEG with thousands of scans would take
@@ -131,6 +136,34 @@ void decode_image(const std::string& bytes, const std::string& file, const Image
       unreadable(file, tjGetErrorStr2(handle));
   }
   to_planar(interleaved, expected, out);
+}
+
+}  // namespace
+
+void decode_image(const std::string& bytes, const std::string& file, const ImageShape& expected,
+                  std::uint8_t* out) {
+  decode_into(bytes, file, expected, {1, 1}, out);
+}
+
+std::vector<std::uint8_t> decode_reduced(const std::string& path, int channels, int min_width, int min_height,
+                                         ImageShape& shape) {
+  const std::string bytes = read_file(path, std::uint64_t(1) << 30);
+  const ImageShape natural = read_image_header(bytes, path);
+  tjscalingfactor scale{1, 1};
+  if (detect_format(bytes, path) == Format::Jpeg) {
+    // The smallest of 1/8, 1/4, 1/2 that keeps both sides at least twice the minimum,
+    // so that the resize after it still averages several decoded pixels per output pixel.
+    for (tjscalingfactor candidate : {tjscalingfactor{1, 8}, tjscalingfactor{1, 4}, tjscalingfactor{1, 2}}) {
+      if (TJSCALED(natural.width, candidate) >= 2 * min_width && TJSCALED(natural.height, candidate) >= 2 * min_height) {
+        scale = candidate;
+        break;
+      }
+    }
+  }
+  shape = {channels, TJSCALED(natural.height, scale), TJSCALED(natural.width, scale)};
+  std::vector<std::uint8_t> pixels(shape.pixels());
+  decode_into(bytes, path, shape, scale, pixels.data());
+  return pixels;
 }
 
 std::vector<std::uint8_t> decode_rgb(const std::string& path, ImageShape& shape) {

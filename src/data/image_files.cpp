@@ -19,15 +19,19 @@ constexpr int kMaxManifestLabel = 65535;
 
 class FileImageSource : public ImageSource {
  public:
-  // `labels` is empty for an unlabelled pool. The first image's header sets the shape;
-  // every other image must have its size (checked when it is read).
+  // `labels` is empty for an unlabelled pool. The first image's header sets the channels
+  // and, without a fit, the size, which every other image must have (checked when it is
+  // read); with a fit, every image is fitted to it.
   FileImageSource(std::string spec, std::vector<std::string> class_names, std::vector<std::string> paths,
-                  std::vector<int> labels)
+                  std::vector<int> labels, std::optional<InputFit> fit)
       : spec_(std::move(spec)),
         class_names_(std::move(class_names)),
         paths_(std::move(paths)),
         labels_(std::move(labels)),
-        shape_(read_image_header(read_file(paths_.front()), paths_.front())) {}
+        fit_(fit),
+        shape_(read_image_header(read_file(paths_.front()), paths_.front())) {
+    if (fit_) shape_ = {shape_.channels, fit_->height, fit_->width};
+  }
 
   std::size_t size() const override { return paths_.size(); }
   ImageShape shape() const override { return shape_; }
@@ -36,7 +40,10 @@ class FileImageSource : public ImageSource {
   std::string path(std::size_t i) const override { return paths_.at(i); }
   void read(std::size_t i, std::uint8_t* out) const override {
     const std::string& file = paths_.at(i);
-    decode_image(read_file(file), file, shape_, out);
+    if (fit_)
+      read_fitted(file, shape_.channels, *fit_, out);
+    else
+      decode_image(read_file(file), file, shape_, out);
   }
   std::string spec() const override { return spec_; }
 
@@ -45,6 +52,7 @@ class FileImageSource : public ImageSource {
   std::vector<std::string> class_names_;
   std::vector<std::string> paths_;
   std::vector<int> labels_;
+  std::optional<InputFit> fit_;
   ImageShape shape_;
 };
 
@@ -101,7 +109,8 @@ bool parse_int(const std::string& text, int& value) {
 
 }  // namespace
 
-std::unique_ptr<ImageSource> open_image_folder(const std::string& dir, SplitName split, const std::string& spec) {
+std::unique_ptr<ImageSource> open_image_folder(const std::string& dir, SplitName split, const std::string& spec,
+                                               const std::optional<InputFit>& fit) {
   std::error_code ec;
   fs::path root(dir);
   if (!fs::is_directory(root, ec)) fail(dir, "no such folder");
@@ -114,7 +123,7 @@ std::unique_ptr<ImageSource> open_image_folder(const std::string& dir, SplitName
   if (listing.folders.empty()) {
     if (listing.images.empty()) fail(root.string(), "contains no class folders and no *.png, *.jpg or *.jpeg images");
     return std::make_unique<FileImageSource>(spec, std::vector<std::string>{}, std::move(listing.images),
-                                             std::vector<int>{});
+                                             std::vector<int>{}, fit);
   }
   if (!listing.images.empty())
     fail(root.string(), "has both class folders and images directly inside (" + listing.images.front() +
@@ -129,10 +138,11 @@ std::unique_ptr<ImageSource> open_image_folder(const std::string& dir, SplitName
     paths.insert(paths.end(), images.begin(), images.end());
     class_names.push_back(name);
   }
-  return std::make_unique<FileImageSource>(spec, std::move(class_names), std::move(paths), std::move(labels));
+  return std::make_unique<FileImageSource>(spec, std::move(class_names), std::move(paths), std::move(labels), fit);
 }
 
-std::unique_ptr<ImageSource> open_csv_manifest(const std::string& file, const std::string& spec) {
+std::unique_ptr<ImageSource> open_csv_manifest(const std::string& file, const std::string& spec,
+                                               const std::optional<InputFit>& fit) {
   std::string text = read_file(file);
   if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // UTF-8 byte-order mark
   const fs::path base = fs::path(file).parent_path();
@@ -192,7 +202,7 @@ std::unique_ptr<ImageSource> open_csv_manifest(const std::string& file, const st
   }
   if (paths.empty()) fail(file, "lists no images");
   return std::make_unique<FileImageSource>(spec, labelled ? numbered_class_names(max_label + 1) : std::vector<std::string>{},
-                                           std::move(paths), std::move(labels));
+                                           std::move(paths), std::move(labels), fit);
 }
 
 }  // namespace imagescore::detail

@@ -134,7 +134,7 @@ void add_boxes(CocoIndex& index, const json& entries, const std::string& where_p
 }  // namespace
 
 std::unique_ptr<ImageSource> open_coco_images(const std::string& location, const std::string& spec) {
-  auto [files, fit] = split_input_fit(location, spec);
+  auto [files, fit] = detail::split_detection_fit(location, spec);
   const std::size_t colon = files.find(':');
   const std::string path = files.substr(0, colon);
   if (path.empty()) fail("data spec '" + spec + "'", "missing the COCO file");
@@ -153,9 +153,9 @@ std::unique_ptr<ImageSource> open_coco_images(const std::string& location, const
 }
 
 namespace {
-// coco:FILE[:IMAGE_DIR][@HxW[,resize]] opens with the data specs of every command (a COCO
+// coco:FILE[:IMAGE_DIR][@HxW[,letterbox|stretch]] opens with the data specs of every command (a COCO
 // file has no splits: the split asked for is ignored).
-[[maybe_unused]] const bool kCocoKindRegistered = (register_data_kind({"coco", "coco:FILE[:IMAGE_DIR][@HxW[,resize]]", "file",
+[[maybe_unused]] const bool kCocoKindRegistered = (register_data_kind({"coco", "coco:FILE[:IMAGE_DIR][@HxW[,letterbox|stretch]]", "file",
                                                                        [](const std::string& location, const std::string&,
                                                                           const std::string& spec) {
                                                                          return open_coco_images(location, spec);

@@ -232,16 +232,23 @@ const ImageBoxes* Detections::find(const std::string& file_name) const {
   return nullptr;
 }
 
+std::pair<std::string, InputFit> detail::split_detection_fit(const std::string& location, const std::string& spec) {
+  auto [path, fit] = split_input_fit(location, spec, FitMode::Letterbox);
+  if (fit && fit->mode == FitMode::Crop)
+    fail("data spec '" + spec + "'", "crop would cut boxes off the images: use letterbox or stretch");
+  return {path, fit.value_or(InputFit{})};
+}
+
 std::unique_ptr<ImageSource> open_voc_images(const std::string& location, const std::string& list, const std::string& spec) {
-  auto [dir, fit] = split_input_fit(location, spec);
+  auto [dir, fit] = detail::split_detection_fit(location, spec);
   VocImages images = voc_images(dir, list);
   return open_fitted_images(spec, std::move(images.image_paths), fit);
 }
 
 namespace {
-// voc:DIR[@HxW[,resize]] opens with the data specs of every command.
+// voc:DIR[@HxW[,letterbox|stretch]] opens with the data specs of every command.
 [[maybe_unused]] const bool kVocKindRegistered =
-    (register_data_kind({"voc", "voc:DIR[@HxW[,resize]]", "folder", open_voc_images}), true);
+    (register_data_kind({"voc", "voc:DIR[@HxW[,letterbox|stretch]]", "folder", open_voc_images}), true);
 }  // namespace
 
 ImageBoxes read_voc_xml(const std::string& path) {
@@ -271,7 +278,7 @@ Detections read_voc_folder(const std::string& dir) {
 }
 
 Detections read_voc_annotations(const std::string& location, const std::string& list) {
-  const std::string dir = split_input_fit(location, "voc:" + location).first;
+  const std::string dir = detail::split_detection_fit(location, "voc:" + location).first;
   const VocImages images = voc_images(dir, list);
   Detections detections;
   for (std::size_t i = 0; i < images.ids.size(); ++i) {

@@ -21,6 +21,13 @@ ImageShape read_image_header(const std::string& bytes, const std::string& file);
 void decode_image(const std::string& bytes, const std::string& file, const ImageShape& expected,
                   std::uint8_t* out);
 
+// Reads and decodes a PNG or JPEG file with `channels` (1 or 3) channels, CHW. A JPEG whose
+// sides are at least 4x min_width x min_height is decoded at 1/2, 1/4 or 1/8 of its size
+// (libjpeg-turbo's scaled decoding: the smallest that keeps both sides at least twice the
+// minimum); others at their own size. `shape` receives the decoded size.
+std::vector<std::uint8_t> decode_reduced(const std::string& path, int channels, int min_width, int min_height,
+                                         ImageShape& shape);
+
 // Reads and decodes a PNG or JPEG file at its own size as 3-channel CHW (greyscale is
 // replicated); `shape` receives its size.
 std::vector<std::uint8_t> decode_rgb(const std::string& path, ImageShape& shape);
