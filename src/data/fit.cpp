@@ -34,6 +34,91 @@ void resize_plane(const std::uint8_t* in, int in_w, int in_h, std::uint8_t* out,
     throw Error("stb_image_resize: out of memory resizing " + std::to_string(in_w) + "x" + std::to_string(in_h));
 }
 
+// Pillow's antialiased bilinear resampling, 8-bit path (its Resample.c): the triangle
+// filter stretched by the scale when shrinking, taps normalised to sum 1 and rounded to
+// 22-bit fixed point, each pass rounded to 8 bits, horizontal pass first. torchvision's
+// Resize applies exactly this to PIL images, so the crop mode reproduces its pixels.
+// (stb_image_resize's triangle filter differs at the borders and trips an assertion in
+// Debian's build for some scales.)
+constexpr int kPilPrecisionBits = 22;
+
+struct PilTaps {
+  std::vector<int> first;  // first input pixel of each output pixel
+  std::vector<int> count;
+  std::vector<std::int32_t> weights;  // `stride` per output pixel
+  int stride = 0;
+};
+
+PilTaps pil_bilinear_taps(int in_size, int out_size) {
+  const double scale = double(in_size) / out_size;
+  const double filter_scale = std::max(scale, 1.0);
+  const double support = filter_scale;  // the triangle's support is 1
+  PilTaps taps;
+  taps.stride = int(std::ceil(support)) * 2 + 1;
+  taps.first.resize(std::size_t(out_size));
+  taps.count.resize(std::size_t(out_size));
+  taps.weights.assign(std::size_t(out_size) * taps.stride, 0);
+  std::vector<double> k(std::size_t(taps.stride));
+  for (int out = 0; out < out_size; ++out) {
+    const double center = (out + 0.5) * scale;
+    const int first = std::max(int(center - support + 0.5), 0);
+    const int count = std::min(int(center + support + 0.5), in_size) - first;
+    double total = 0;
+    for (int i = 0; i < count; ++i) {
+      const double x = std::fabs((i + first - center + 0.5) / filter_scale);
+      k[std::size_t(i)] = x < 1 ? 1 - x : 0;
+      total += k[std::size_t(i)];
+    }
+    for (int i = 0; i < count; ++i) {
+      const double w = total != 0 ? k[std::size_t(i)] / total : 0;
+      taps.weights[std::size_t(out) * taps.stride + i] =
+          std::int32_t(w < 0 ? -0.5 + w * (1 << kPilPrecisionBits) : 0.5 + w * (1 << kPilPrecisionBits));
+    }
+    taps.first[std::size_t(out)] = first;
+    taps.count[std::size_t(out)] = count;
+  }
+  return taps;
+}
+
+std::uint8_t pil_round(std::int32_t sum) {
+  return std::uint8_t(std::clamp(sum >> kPilPrecisionBits, 0, 255));
+}
+
+// One plane, in_w x in_h -> out_w x out_h.
+std::vector<std::uint8_t> pil_resize_plane(const std::uint8_t* in, int in_w, int in_h, int out_w, int out_h) {
+  std::vector<std::uint8_t> rows(in, in + std::size_t(in_w) * in_h);
+  int width = in_w;
+  if (out_w != in_w) {
+    const PilTaps taps = pil_bilinear_taps(in_w, out_w);
+    std::vector<std::uint8_t> next(std::size_t(out_w) * in_h);
+    for (int y = 0; y < in_h; ++y)
+      for (int x = 0; x < out_w; ++x) {
+        std::int32_t sum = 1 << (kPilPrecisionBits - 1);
+        const std::int32_t* w = &taps.weights[std::size_t(x) * taps.stride];
+        const std::uint8_t* src = &rows[std::size_t(y) * in_w + taps.first[std::size_t(x)]];
+        for (int i = 0; i < taps.count[std::size_t(x)]; ++i) sum += src[i] * w[i];
+        next[std::size_t(y) * out_w + x] = pil_round(sum);
+      }
+    rows.swap(next);
+    width = out_w;
+  }
+  if (out_h != in_h) {
+    const PilTaps taps = pil_bilinear_taps(in_h, out_h);
+    std::vector<std::uint8_t> next(std::size_t(width) * out_h);
+    for (int y = 0; y < out_h; ++y) {
+      const std::int32_t* w = &taps.weights[std::size_t(y) * taps.stride];
+      for (int x = 0; x < width; ++x) {
+        std::int32_t sum = 1 << (kPilPrecisionBits - 1);
+        for (int i = 0; i < taps.count[std::size_t(y)]; ++i)
+          sum += rows[std::size_t(taps.first[std::size_t(y)] + i) * width + x] * w[i];
+        next[std::size_t(y) * width + x] = pil_round(sum);
+      }
+    }
+    rows.swap(next);
+  }
+  return rows;
+}
+
 class FittedImageSource : public ImageSource {
  public:
   FittedImageSource(std::string spec, std::vector<std::string> paths, InputFit fit)
@@ -135,15 +220,11 @@ void fit_image(const std::uint8_t* chw, const ImageShape& shape, const InputFit&
   const std::size_t in_plane = std::size_t(shape.height) * shape.width;
   const std::size_t out_plane = std::size_t(fit.height) * fit.width;
   if (fit.mode == FitMode::Crop) {
-    std::vector<std::uint8_t> resized(std::size_t(g.content_width) * g.content_height);
+    std::vector<std::uint8_t> resized;
     for (int c = 0; c < shape.channels; ++c) {
       const std::uint8_t* plane = chw + c * in_plane;
       if (g.content_width != shape.width || g.content_height != shape.height) {
-        if (!stbir_resize_uint8_generic(plane, shape.width, shape.height, 0, resized.data(), g.content_width,
-                                        g.content_height, 0, 1, STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
-                                        STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, nullptr))
-          throw Error("stb_image_resize: out of memory resizing " + std::to_string(shape.width) + "x" +
-                      std::to_string(shape.height));
+        resized = pil_resize_plane(plane, shape.width, shape.height, g.content_width, g.content_height);
         plane = resized.data();
       }
       for (int y = 0; y < fit.height; ++y)

@@ -48,9 +48,8 @@ FitGeometry fit_geometry(int image_width, int image_height, const InputFit& fit)
 
 // Fits an 8-bit CHW image into `out` (shape.channels x fit.height x fit.width, CHW); an
 // image already of the content size is copied. Letterbox and stretch use stb_image_resize's
-// default filters (Mitchell when shrinking, Catmull-Rom when enlarging); crop uses its
-// triangle filter on 8-bit values with clamped edges, which is PIL's antialiased bilinear
-// resize, the one torchvision applies to PIL images.
+// default filters (Mitchell when shrinking, Catmull-Rom when enlarging); crop reproduces
+// Pillow's antialiased bilinear resize, the one torchvision's Resize applies to PIL images.
 void fit_image(const std::uint8_t* chw, const ImageShape& shape, const InputFit& fit, std::uint8_t* out);
 
 // Splits "PATH@HxW[,MODE]" into PATH and the fit, if any (an '@' followed by a '/'
