@@ -103,6 +103,20 @@ TEST(TorchScript, GraphRewriteScoresEqualTheExplicitTwin) {
     for (std::size_t j = 0; j < a[i].size(); ++j) EXPECT_NEAR(a[i][j], b[i][j], 1e-9) << i << "," << j;
 }
 
+TEST(TorchScript, ThePreprocessingFitSizesFolderAndCsvData) {
+  testing::TempDir dir;
+  testing::write_bytes(dir.file("m.pt"), testing::read_bytes(kDir + "resnet_like.pt"));
+  testing::write_bytes(dir.file("m.pt.json"), R"({"input": [3, 16, 16], "fit": "crop=20"})");
+  auto model = load_model(dir.file("m.pt"));
+  EXPECT_EQ(model->meta().input_fit, "crop=20");
+  EXPECT_EQ(spec_for_model("folder:photos", *model), "folder:photos@16x16,crop=20");
+  EXPECT_EQ(spec_for_model("csv:/a@b/list.csv", *model), "csv:/a@b/list.csv@16x16,crop=20");
+  EXPECT_EQ(spec_for_model("folder:photos@16x16,stretch", *model), "folder:photos@16x16,stretch");  // the spec's own
+  EXPECT_EQ(spec_for_model("cifar10:data", *model), "cifar10:data");
+  testing::write_bytes(dir.file("m.pt.json"), R"({"input": [3, 16, 16]})");
+  EXPECT_EQ(spec_for_model("folder:photos", *load_model(dir.file("m.pt"))), "folder:photos");
+}
+
 TEST(TorchScript, RefusesWhatItCannotDo) {
   auto flow = load_model(kDir + "control_flow.pt");
   EXPECT_ERROR_CONTAINS(resolve_taps(*flow, {"left"}),
@@ -123,6 +137,14 @@ TEST(TorchScript, RefusesWhatItCannotDo) {
   EXPECT_ERROR_CONTAINS(load_model(dir.file("m.pt")), "m.pt.json: 'input' must be [channels, height, width]");
   testing::write_bytes(dir.file("other.json"), R"({"input": [3, 16, 16], "std": [1, 0, 1]})");
   EXPECT_ERROR_CONTAINS(load_model(dir.file("m.pt"), dir.file("other.json")), "other.json: 'std' values must be > 0");
+  // Unknown keys (a typo such as "stds") are refused, not ignored; so is a bad fit.
+  testing::write_bytes(dir.file("other.json"), R"({"input": [3, 16, 16], "stds": [1, 1, 1]})");
+  EXPECT_ERROR_CONTAINS(load_model(dir.file("m.pt"), dir.file("other.json")),
+                        "other.json: unknown key 'stds' (expected input, mean, std, classes, fit)");
+  testing::write_bytes(dir.file("other.json"), R"({"input": [3, 16, 16], "fit": "crop=8"})");
+  EXPECT_ERROR_CONTAINS(load_model(dir.file("m.pt"), dir.file("other.json")),
+                        "other.json: 'fit': input size '16x16,crop=8': the crop 16x16 is larger than the resized image's "
+                        "shorter side 8");
   testing::write_bytes(dir.file("junk.pt"), std::string("PK\3\4") + std::string(100, 'x'));
   testing::write_bytes(dir.file("junk.pt.json"), R"({"input": [3, 16, 16]})");
   EXPECT_ERROR_CONTAINS(load_model(dir.file("junk.pt")), "junk.pt: cannot load the TorchScript module");

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "imagescore/core/error.hpp"
+#include "imagescore/data/fit.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/core/random.hpp"
 #include "imagescore/core/runtime.hpp"
@@ -330,6 +331,13 @@ std::string quoted_list(const std::vector<std::string>& names, std::size_t limit
 }
 
 }  // namespace
+
+std::string spec_for_model(const std::string& spec, const Model& model) {
+  const ModelMeta& m = model.meta();
+  if (m.input_fit.empty() || (spec.rfind("folder:", 0) != 0 && spec.rfind("csv:", 0) != 0)) return spec;
+  if (split_input_fit(spec.substr(spec.find(':') + 1), spec, FitMode::Crop).second) return spec;  // sized already
+  return spec + "@" + std::to_string(m.input.height) + "x" + std::to_string(m.input.width) + "," + m.input_fit;
+}
 
 std::unique_ptr<ImageSource> align_to_model(const Model& model, const ImageSource& source) {
   const auto& m = model.meta();

@@ -16,6 +16,7 @@
 #include "device.hpp"
 #include "builtin_model.hpp"
 #include "imagescore/core/error.hpp"
+#include "imagescore/data/fit.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/core/runtime.hpp"
 #include "imagescore/models/device.hpp"
@@ -325,6 +326,10 @@ ModelMeta read_preprocessing(const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(path, 1 << 20));
+    if (!j.is_object()) fail(path, "expected a JSON object with input, mean, std, classes and fit");
+    for (const auto& [key, value] : j.items())
+      if (key != "input" && key != "mean" && key != "std" && key != "classes" && key != "fit")
+        fail(path, "unknown key '" + key + "' (expected input, mean, std, classes, fit)");
     auto in = j.at("input").get<std::vector<int>>();
     if (in.size() != 3 || in[0] <= 0 || in[1] <= 0 || in[2] <= 0 || in[1] > 16384 || in[2] > 16384)
       fail(path, "'input' must be [channels, height, width]");
@@ -336,6 +341,14 @@ ModelMeta read_preprocessing(const std::string& path) {
     for (float s : m.normalization.std)
       if (!(s > 0)) fail(path, "'std' values must be > 0");
     m.class_names = j.value("classes", std::vector<std::string>{});
+    m.input_fit = j.value("fit", std::string{});
+    if (!m.input_fit.empty()) {
+      try {
+        parse_input_fit(std::to_string(in[1]) + "x" + std::to_string(in[2]) + "," + m.input_fit);
+      } catch (const Error& e) {
+        fail(path, std::string("'fit': ") + e.what());
+      }
+    }
   } catch (const nlohmann::json::exception& e) {
     fail(path, std::string("bad preprocessing description: ") + e.what());
   }

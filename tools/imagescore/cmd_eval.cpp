@@ -23,7 +23,7 @@ void add_eval_command(CLI::App& app) {
   cmd->callback([opt] {
     run_command([&] {
       auto model = load_model(opt->model, opt->preprocess);
-      auto source = open_selected_data(opt->data, "");
+      auto source = open_selected_data(opt->data, "", model.get());
       auto ev = evaluate(*model, *source, opt->batch_size, global_options().threads, global_options().quiet);
       const auto& names = model->meta().class_names;
       if (!global_options().json) {

@@ -94,7 +94,7 @@ void add_profile_command(CLI::App& app) {
       o.run.threads = global_options().threads;
       o.run.quiet = global_options().quiet;
       auto model = load_model(o.model, o.preprocess);
-      auto source = open_selected_data(o.data, "training");
+      auto source = open_selected_data(o.data, "training", model.get());
       o.run.data_part = selected_part(o.data, "training");
       auto set = profile_to_file(*model, *source, o.run, o.out);
       if (!set) return nlohmann::json(nullptr);  // another rank writes

@@ -53,7 +53,7 @@ void add_score_command(CLI::App& app) {
       check_reference_matches(set, *model, o.profiles);
       o.run.by = !o.by.empty() ? parse_profile_choice(o.by)
                                : (set.options.profile.global ? ProfileChoice::Global : ProfileChoice::Predicted);
-      auto source = open_selected_data(o.data, "additional");
+      auto source = open_selected_data(o.data, "additional", model.get());
       auto scored = score_to_file(*model, set, *source, o.run, o.out);
       if (!scored) return nlohmann::json(nullptr);  // rank 0 reports
       const auto& summary = *scored;

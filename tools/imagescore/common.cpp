@@ -53,9 +53,10 @@ void add_data_options(CLI::App& command, DataOptions& data, const std::string& d
   command.add_option("--part", data.part, "With --split-file: training or additional");
 }
 
-std::unique_ptr<ImageSource> open_selected_data(const DataOptions& data, const std::string& default_part) {
+std::unique_ptr<ImageSource> open_selected_data(const DataOptions& data, const std::string& default_part,
+                                                const Model* model) {
   const std::string part = data.split_file.empty() || !data.part.empty() ? data.part : default_part;
-  return open_data_part(data.spec, data.split, data.split_file, part);
+  return open_data_part(model ? spec_for_model(data.spec, *model) : data.spec, data.split, data.split_file, part);
 }
 
 std::string selected_part(const DataOptions& data, const std::string& default_part) {

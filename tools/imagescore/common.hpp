@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "imagescore/data/data.hpp"
+#include "imagescore/models/model.hpp"
 #include <string>
 
 #include "imagescore/core/text.hpp"
@@ -41,7 +42,9 @@ struct DataOptions {
 };
 void add_data_options(CLI::App& command, DataOptions& data, const std::string& default_split, bool required = true);
 // Opens the selected images; with --split-file and no --part, the part is `default_part`.
-std::unique_ptr<ImageSource> open_selected_data(const DataOptions& data, const std::string& default_part);
+// With a model, as the model reads them (spec_for_model).
+std::unique_ptr<ImageSource> open_selected_data(const DataOptions& data, const std::string& default_part,
+                                                const Model* model = nullptr);
 // Which part of the data set open_selected_data opens, in words, or "" for the whole
 // training split (FitRunOptions::data_part).
 std::string selected_part(const DataOptions& data, const std::string& default_part);

@@ -30,6 +30,9 @@ struct ModelMeta {
   std::string data_spec;             // what it was trained on
   std::string training_json = "{}";  // training options and results (JSON text)
   std::string weights_hash;          // FNV-1a 64 of all parameters and buffers, in order
+  // How images of other sizes are fitted to `input` (a fit mode of folder:/csv: specs:
+  // crop, crop=S, letterbox, stretch), from a TorchScript preprocessing file; "": none.
+  std::string input_fit;
   std::size_t num_classes() const { return class_names.size(); }
 };
 
@@ -165,6 +168,10 @@ void save_model(const TrainableModel& model, const std::string& path);
 // Positions in taps() of the named taps; empty `names` means the default taps.
 // Fails on an unknown name, listing the known ones.
 std::vector<std::size_t> resolve_taps(const Model& model, const std::vector<std::string>& names);
+
+// The data spec the model reads: a folder: or csv: spec without a size gets the model's
+// input and fit mode (`@HxW,MODE`) where the model has one (ModelMeta::input_fit).
+std::string spec_for_model(const std::string& spec, const Model& model);
 
 // Checks that the images of `source` fit the model and returns them as the model sees
 // them (a view; `source` must outlive it), with labels in the model's class ids. Where
