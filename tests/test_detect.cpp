@@ -130,6 +130,8 @@ TEST(Detect, ParsesInputSizes) {
   EXPECT_ERROR_CONTAINS(parse_input_fit("224"), "input size '224': expected HxW");
   EXPECT_ERROR_CONTAINS(parse_input_fit("0x5"), "expected HxW");
   EXPECT_ERROR_CONTAINS(parse_input_fit("5x5x3"), "expected HxW");
+  EXPECT_ERROR_CONTAINS(open_data("voc:somewhere@64x64,crop", "train"),
+                        "data spec 'voc:somewhere@64x64,crop': crop would cut boxes off the images: use letterbox or stretch");
   EXPECT_ERROR_CONTAINS(parse_input_fit("64x64,cut"), "unknown mode 'cut' (expected letterbox, stretch, crop or crop=S)");
   EXPECT_ERROR_CONTAINS(parse_input_fit("64x64,crop=0"), "crop=S needs a side S from 1 to 16384");
   EXPECT_ERROR_CONTAINS(parse_input_fit("224x224,crop=200"),
