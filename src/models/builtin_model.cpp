@@ -342,10 +342,17 @@ std::string spec_for_model(const std::string& spec, const Model& model) {
 std::unique_ptr<ImageSource> align_to_model(const Model& model, const ImageSource& source) {
   const auto& m = model.meta();
   auto s = source.shape();
-  if (s != m.input)
-    fail(source.spec(), "images are " + std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" +
-                            std::to_string(s.width) + " but the model expects " + std::to_string(m.input.channels) +
-                            "x" + std::to_string(m.input.height) + "x" + std::to_string(m.input.width));
+  if (s != m.input) {
+    const std::string& spec = source.spec();
+    const bool sizable = (spec.rfind("folder:", 0) == 0 || spec.rfind("csv:", 0) == 0) &&
+                         !split_input_fit(spec.substr(spec.find(':') + 1), spec, FitMode::Crop).second;
+    fail(spec, "images are " + std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" + std::to_string(s.width) +
+                   " but the model expects " + std::to_string(m.input.channels) + "x" + std::to_string(m.input.height) +
+                   "x" + std::to_string(m.input.width) +
+                   (sizable ? " (photos of any size: " + spec + "@" + std::to_string(m.input.height) + "x" +
+                                  std::to_string(m.input.width) + ")"
+                            : ""));
+  }
   const auto& names = source.class_names();
   std::vector<int> ids(names.size());
   if (numbered(names) || numbered(m.class_names)) {

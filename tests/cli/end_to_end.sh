@@ -64,6 +64,22 @@ check "study says why it fitted no learned fusion on separable data" grep -q "No
 check "summary records the skipped fusion" grep -q "\"learned_fusion_skipped\": \"the " study/summary.json
 check "study writes its files" test -s study/summary.json -a -s study/scores.csv -a -s study/selection_image_score.csv
 
+# The README's own-data session on a folder of photos of mixed sizes, unchanged but for
+# the size; then the same folder without a size, and under renamed class folders.
+"$make_test_data" --photos photos
+photos=folder:photos@16x16
+"$imagescore" split --data $photos --fraction 0.5 --seed 1 --out psplit.json -q
+"$imagescore" train --data $photos --split-file psplit.json --model small-cnn --epochs 4 --batch-size 6 --out pmodel.st -q
+"$imagescore" profile --model pmodel.st --data $photos --split-file psplit.json --part training --out pprof.st -q
+"$imagescore" score --model pmodel.st --profiles pprof.st --data $photos --split-file psplit.json --part additional --out pscores.csv -q
+check "photos of mixed sizes are scored" test "$(wc -l < pscores.csv)" -eq 19
+"$imagescore" select --scores pscores.csv --by image_score --fraction 0.3 --out psel.csv -q
+check "and selected" test -s psel.csv
+expect_error "but the model expects 3x16x16 (photos of any size: folder:photos@16x16)" "$imagescore" score --model pmodel.st --profiles pprof.st --data folder:photos --out x.csv
+mv photos/light photos/bright
+expect_error "class 'bright' is not among the model's classes ('dark', 'grey', 'light')" \
+  "$imagescore" eval --model pmodel.st --data $photos
+
 # Bad input.
 expect_error "nothing.st" "$imagescore" eval --model nothing.st --data $data
 expect_error "unknown kind" "$imagescore" eval --model model.st --data zip:data
