@@ -1,6 +1,8 @@
 // Self-training: bootstrap test, assembly rule, experiment files, resume after a kill,
 // per-class versus joint selection.
 #include <gtest/gtest.h>
+
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -203,6 +205,34 @@ TEST(Selftrain, PerClassAddsOnlyItsClassAndJointAddsAll) {
   const auto epochs = report_data(ro)["selftrain"]["epochs"];
   EXPECT_EQ(epochs.size(), 10u * 2 + 2);  // 10 per-class runs and the joint run, epochs 0 and 1
   for (const auto& row : epochs) EXPECT_NE(row["protocol"], "base");
+}
+
+TEST(Selftrain, FeatureScoresAreArmsToo) {
+  // An arm of a fitted feature score (trust, knn) selects with statistics fitted on the
+  // labelled part by the current model; it selects as many images as the softmax arm.
+  TempDir dir;
+  write_idx(dir.path(), "train", 20, 5);
+  write_idx(dir.path(), "t10k", 4, 6);
+  auto e = parse_experiment({{"data", "idx:" + dir.path()},
+                             {"training_fraction", 0.2},
+                             {"base_epochs", 1},
+                             {"retrain_epochs", 1},
+                             {"batch_size", 32},
+                             {"alpha", {0.5}},
+                             {"protocols", {"joint"}},
+                             {"arms", {"softmax", "trust", "knn", "rel_mahalanobis"}}},
+                            "feature arms");
+  SelftrainOptions o;
+  o.quiet = true;
+  run_selftrain(e, dir.path() + "/run", o);
+  std::map<std::string, std::size_t> added;
+  for (const auto& r : records(dir.path() + "/run"))
+    if (r["epoch"] == 1 && r["protocol"] == "joint") added[r["arm"].get<std::string>()] = r["added"].get<std::size_t>();
+  ASSERT_EQ(added.size(), 4u);
+  EXPECT_GT(added["softmax"], 70u);
+  for (const char* arm : {"trust", "knn", "rel_mahalanobis"}) EXPECT_EQ(added[arm], added["softmax"]) << arm;
+  EXPECT_ERROR_CONTAINS(parse_experiment({{"data", "idx:x"}, {"alpha", {0.5}}, {"arms", {"tust"}}}, "e.json"),
+                        "unknown arm 'tust'");
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "imagescore/core/io.hpp"
 #include "imagescore/score/scores_table.hpp"
 #include "imagescore/pipeline/experiment.hpp"
+#include "imagescore/score/registry.hpp"
 
 namespace imagescore {
 namespace {
@@ -105,7 +106,7 @@ Experiment parse_experiment(const nlohmann::json& j, const std::string& where) {
     e.image_score.overlap = parse_overlap(get(j, "overlap", std::string("recall"), where));
     e.profile.validate();
     e.arms.clear();
-    for (const auto& name : arm_names) e.arms.push_back(parse_arm(name, score_columns()));
+    for (const auto& name : arm_names) e.arms.push_back(parse_arm(name, all_score_columns()));
     e.protocols.clear();
     for (const auto& name : protocol_names) {
       if (name != "per-class" && name != "joint")

@@ -1,6 +1,8 @@
 // The self-training runner: base training, then each arm's retraining runs, with a
 // checkpoint after every epoch so that an interrupted run resumes exactly.
 #include "imagescore/pipeline/selftrain.hpp"
+#include "imagescore/score/registry.hpp"
+#include "imagescore/score/fitted.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -117,24 +119,40 @@ EpochRecord evaluation_record(Context& c, Model& model, const Run& run, int epoc
 
 Selection select_pseudo_labels(Context& c, Model& model, const Run& run) {
   const std::string column = run.arm.column();
-  // Profiles are needed only by the image score; other arms use a one-tap profile
-  // (the cheapest pass that score_images accepts).
-  ProfileRunOptions po;
-  po.profile = c.e.profile;
-  po.taps = column == "image_score" ? c.e.taps : std::vector<std::string>{"output"};
-  po.batch_size = c.e.eval_batch_size;
-  po.threads = c.o.threads;
-  po.quiet = true;
-  auto profiles = build_profiles(model, *c.training, po);
+  const ScoreInfo* score = score_of_column(column);
+  if (!score) fail_option("arms", "'" + run.arm.name + "' is not a score column");
+  ScoreTable table;
+  table.path = "additional pool";
+  auto collect = [&](const ScoreRow& row) { table.rows.push_back(row); };
   ScoreRunOptions so;
+  so.scores = {score->name};
   so.image_score = c.e.image_score;
   so.batch_size = c.e.eval_batch_size;
   so.threads = c.o.threads;
   so.quiet = true;
-  ScoreTable table;
-  table.path = "additional pool";
-  table.value_columns = score_columns();
-  score_images(model, profiles, *c.pool, so, [&](const ScoreRow& row) { table.rows.push_back(row); });
+  // The statistics the arm's score needs, fitted on the labelled part by this epoch's
+  // model: the image score's profiles (with the experiment's options), a feature score's
+  // fit (knn, trust, mahalanobis, nac: the defaults of `imagescore profile`), or, for a
+  // score of the logits alone, a one-tap profile (the cheapest set score_images accepts).
+  ReferenceSet reference;
+  if (score->fit.empty() || score->fit == "profiles") {
+    ProfileRunOptions po;
+    po.profile = c.e.profile;
+    po.taps = column == "image_score" ? c.e.taps : std::vector<std::string>{"output"};
+    po.batch_size = c.e.eval_batch_size;
+    po.threads = c.o.threads;
+    po.quiet = true;
+    reference = reference_of(build_profiles(model, *c.training, po));
+  } else {
+    FitRunOptions fo;
+    fo.scores = {score->name};
+    fo.batch_size = c.e.eval_batch_size;
+    fo.threads = c.o.threads;
+    fo.quiet = true;
+    reference = fit_reference(model, *c.training, fo);
+  }
+  table.value_columns = score_value_columns(reference, model, so);
+  score_images(model, reference, *c.pool, so, collect);
   SelectOptions sel;
   sel.rule = SelectOptions::Rule::Alpha;
   sel.alpha = c.alpha;
