@@ -4,7 +4,9 @@
 //
 // The profile and score passes do everything plain inference does plus the tap
 // copies and the per-neuron loops, so their ratios to inference show what the method
-// costs on top of the forward pass (the goal is >= 0.95).
+// costs on top of the forward pass (the goal is >= 0.95). A second table does the same
+// for every score of the registry alone: fitting its statistics on the images, then
+// scoring them, each as a ratio to plain inference measured in the same rounds.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -26,6 +28,8 @@
 #include "imagescore/score/profile.hpp"
 #include "imagescore/core/runtime.hpp"
 #include "imagescore/models/device.hpp"
+#include "imagescore/score/fitted.hpp"
+#include "imagescore/score/registry.hpp"
 #include "imagescore/score/score.hpp"
 #include "imagescore/train/train.hpp"
 
@@ -42,6 +46,7 @@ struct Args {
   int repeats = 3;        // inference, profile and score passes
   int train_repeats = 2;  // training epochs cost 4-6 inference passes each
   std::string device = "cpu";
+  bool per_score = true;
 };
 
 void usage() {
@@ -51,6 +56,7 @@ void usage() {
       "  --models LIST  comma-separated: small-cnn, vgg16, resnet18 (default: all)\n"
       "  --repeats R    runs per measurement, the best reported (default 3; training R-1, at least 1)\n"
       "  --device D     cpu (default), cuda or cuda:N; on a GPU the allocator comparison is skipped\n"
+      "  --no-per-score skip the table of every score's fit and scoring throughput\n"
       "  --quick        tiny sizes, one run each: a smoke test");
 }
 
@@ -83,6 +89,8 @@ Args parse_args(int argc, char** argv) {
       a.train_repeats = std::max(1, a.repeats - 1);
     } else if (arg == "--device") {
       a.device = value();
+    } else if (arg == "--no-per-score") {
+      a.per_score = false;
     } else if (arg == "--quick") {
       a.quick = true;
     } else if (arg == "--help" || arg == "-h") {
@@ -196,6 +204,74 @@ struct AllocRow {
   double default1_faults = 0, tuned_faults = 0, default2_faults = 0;  // minor page faults per image
 };
 
+// One score alone: its fit on the images and its scoring pass, against inference.
+struct ScoreThroughput {
+  std::string arch, score;
+  double inference = 0, fit = 0, scoring = 0;  // images/s; 0: not possible with this model
+  std::string note;
+};
+
+// Fits what `name` needs on `source` (a one-tap profile for the scores of the logits).
+ReferenceSet fit_for(Model& model, const ImageSource& source, const ScoreInfo& info) {
+  if (info.fit.empty()) {
+    ProfileRunOptions po;
+    po.quiet = true;
+    po.taps = {"output"};
+    return reference_of(build_profiles(model, source, po));
+  }
+  FitRunOptions fo;
+  fo.scores = {info.name};
+  fo.quiet = true;
+  return fit_reference(model, source, fo);
+}
+
+void measure_scores(Model& model, const ImageSource& source, std::size_t n, int repeats, const std::string& arch,
+                    std::vector<ScoreThroughput>& rows) {
+  std::printf("  every score alone (fit, then score the same %zu images):\n", n);
+  for (const ScoreInfo& info : score_registry()) {
+    ScoreThroughput row{arch, info.name};
+    ScoreRunOptions so;
+    so.quiet = true;
+    so.scores = {info.name};
+    ReferenceSet reference;
+    try {
+      reference = fit_for(model, source, info);
+      score_images(model, reference, source, so, [](const imagescore::ScoreRow&) {});  // warm-up and check
+    } catch (const Error& e) {
+      row.note = e.what();
+      rows.push_back(row);
+      std::printf("  %-16s n/a: %s\n", info.name.c_str(), e.what());
+      continue;
+    }
+    std::vector<Phase> phases = {
+        {"inference", n, [&] { run_inference(model, source); }},
+        {info.name + " fit", n, [&] { reference = fit_for(model, source, info); }},
+        {info.name + " score", n, [&] { score_images(model, reference, source, so, [](const imagescore::ScoreRow&) {}); }},
+    };
+    measure(phases, repeats);
+    row.inference = phases[0].best;
+    row.fit = phases[1].best;
+    row.scoring = phases[2].best;
+    rows.push_back(row);
+  }
+}
+
+void print_score_table(const std::vector<ScoreThroughput>& rows) {
+  if (rows.empty()) return;
+  std::puts("\n\n### Every score alone (fit, then scoring, as ratios to inference in the same rounds)\n");
+  std::puts("| model | score | inference img/s | fit img/s | fit/inference | score img/s | score/inference |");
+  std::puts("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+  for (const auto& r : rows) {
+    if (!r.note.empty()) {
+      std::printf("| %s | %s | | | n/a | | n/a (%s) |\n", r.arch.c_str(), r.score.c_str(), r.note.c_str());
+      continue;
+    }
+    std::printf("| %s | %s | %.1f | %.1f | %.3f | %.1f | %.3f |\n", r.arch.c_str(), r.score.c_str(), r.inference, r.fit,
+                r.fit / r.inference, r.scoring, r.scoring / r.inference);
+  }
+  std::fflush(stdout);
+}
+
 void print_tables(const std::vector<MainRow>& main_rows, const std::vector<BreakdownRow>& breakdown_rows,
                   const std::vector<AllocRow>& alloc_rows) {
   std::puts("\n### Throughput (tuned allocator, as the imagescore command runs)\n");
@@ -244,6 +320,7 @@ int run(const Args& args) {
   std::vector<MainRow> main_rows;
   std::vector<BreakdownRow> breakdown_rows;
   std::vector<AllocRow> alloc_rows;
+  std::vector<ScoreThroughput> score_rows;
   for (const auto& arch : args.models) {
     const std::size_t n = images_for(args, arch);
     const ImageShape shape = shape_for(arch);
@@ -309,6 +386,8 @@ int run(const Args& args) {
     }
     breakdown_rows.push_back(parts);
 
+    if (args.per_score) measure_scores(*model, source, n, args.repeats, arch, score_rows);
+
     std::vector<Phase> training = {{"train (1 epoch)", n, [&] { run_training(*model, source); }}};
     measure(training, args.train_repeats);
     row.train = training[0].best;
@@ -337,6 +416,7 @@ int run(const Args& args) {
     }
   }
   print_tables(main_rows, breakdown_rows, alloc_rows);
+  print_score_table(score_rows);
   std::printf("\nload average at end: %s; total %.0f s\n", loadavg().c_str(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return 0;
