@@ -79,9 +79,13 @@
   // ---- analysis: intervals, detection metrics, risk-coverage ---------------------
   if (data.analysis) {
     const a = data.analysis;
-    const sets = [['test', a.test]];
-    if (a.training) sets.push(['training', a.training]);
-    const counts = sets.map(([name, s]) => name + ': ' + s.images + ' images, accuracy ' + fixed(s.accuracy)).join('; ');
+    // [key in the analysis, label]: a study scores the additional part of its training
+    // split (the pool), whose accuracy is that of the pseudo-labels.
+    const sets = [['test', data.study ? 'pool (additional part)' : 'scored images']];
+    if (a.training) sets.push(['training', 'labelled (training part)']);
+    const accuracyName = (key) => (key === 'test' && data.study ? 'pseudo-label accuracy ' : 'accuracy ');
+    const counts = sets.map(([key, label]) => label + ': ' + a[key].images + ' images, ' + accuracyName(key) +
+      fixed(a[key].accuracy)).join('; ');
     const intervals = section('intervals', 'Accuracy and share per score interval',
       'For each score, the images are grouped into ' + (a.binning === 'width' ? 'equal-width' : 'equal-count (quantile)') +
       ' intervals of the score. Left: labelling accuracy in each interval (a trustworthy score rises from left to ' +
@@ -92,14 +96,14 @@
       const values = [];
       column.bins.forEach((bin, index) => {
         const interval = Number(bin.lower).toPrecision(3) + ' – ' + Number(bin.upper).toPrecision(3);
-        for (const [name] of sets) {
-          const b = bin[name];
-          values.push({index: index, interval: interval, set: name, accuracy: b.accuracy, share: b.share, images: b.images});
+        for (const [key, label] of sets) {
+          const b = bin[key];
+          values.push({index: index, interval: interval, set: label, accuracy: b.accuracy, share: b.share, images: b.images});
         }
       });
       const x = {field: 'interval', type: 'ordinal', sort: {field: 'index'}, title: column.name + ' interval',
         axis: {labelAngle: -40}};
-      const color = {field: 'set', type: 'nominal', title: 'images', scale: {domain: sets.map(([n]) => n)}};
+      const color = {field: 'set', type: 'nominal', title: 'images', scale: {domain: sets.map(([, label]) => label)}};
       chart(grid, 'accuracy and share per interval of ' + column.name, {
         title: column.name,
         data: {values: values},
@@ -115,7 +119,8 @@
     }
 
     const detection = section('detection', 'Misclassification detection',
-      'How well each score separates right from wrong predictions on the ' + a.test.images + ' test images, with ' +
+      'How well each score separates right from wrong predictions on the ' + a.test.images + ' ' +
+      (data.study ? 'images of the pool (right or wrong pseudo-labels)' : 'scored images') + ', with ' +
       Math.round(a.bootstrap.confidence * 100) + '% bootstrap intervals (' + a.bootstrap.resamples + ' resamples, seed ' +
       a.bootstrap.seed + '). Higher is better for AUROC, AUPR of errors and precision; lower for AURC, E-AURC and FPR.');
     const metricNames = [['auroc', 'AUROC'], ['aupr_errors', 'AUPR (errors)'], ['aurc', 'AURC'], ['excess_aurc', 'E-AURC'],
@@ -134,7 +139,8 @@
       });
     }
     const rc = section('risk-coverage', 'Risk-coverage curves',
-      'Keep the most confident share of the test images by each score (coverage) and count the errors among them ' +
+      'Keep the most confident share of the ' + (data.study ? 'pool' : 'scored images') +
+      ' by each score (coverage) and count the errors among them ' +
       '(risk). The area under each curve is the AURC.');
     chart(rc, 'risk-coverage curves', {
       width: 520, height: 300, data: {values: curves}, mark: 'line',
