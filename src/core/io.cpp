@@ -154,4 +154,18 @@ std::uint32_t crc32_of(const void* data, std::size_t size, std::uint32_t running
   return std::uint32_t(crc);
 }
 
+std::uint32_t crc32_of_file(const std::string& path) {
+  check_input_file(path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, "cannot open");
+  std::vector<char> block(1 << 20);
+  std::uint32_t crc = 0;
+  while (in) {
+    in.read(block.data(), std::streamsize(block.size()));
+    crc = crc32_of(block.data(), std::size_t(in.gcount()), crc);
+  }
+  if (in.bad()) fail(path, "read error");
+  return crc;
+}
+
 }  // namespace imagescore

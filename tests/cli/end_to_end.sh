@@ -75,6 +75,12 @@ photos=folder:photos@16x16
 check "photos of mixed sizes are scored" test "$(wc -l < pscores.csv)" -eq 19
 "$imagescore" select --scores pscores.csv --by image_score --fraction 0.3 --out psel.csv -q
 check "and selected" test -s psel.csv
+crc32() { python3 -c 'import sys, zlib; print("%08x" % zlib.crc32(open(sys.argv[1], "rb").read()))' "$1"; }
+check "score records its provenance" grep -q '"command": "score"' pscores.csv.provenance.json
+check "with the output's checksum" grep -q "\"crc32\": \"$(crc32 pscores.csv)\"" pscores.csv.provenance.json
+check "and the model's" grep -q "\"crc32\": \"$(crc32 pmodel.st)\"" pscores.csv.provenance.json
+check "and every option" grep -q '"--data": "folder:photos@16x16"' pscores.csv.provenance.json
+check "every output has one" test -s psplit.json.provenance.json -a -s pmodel.st.provenance.json -a -s pprof.st.provenance.json -a -s psel.csv.provenance.json
 expect_error "but the model expects 3x16x16 (photos of any size: folder:photos@16x16)" "$imagescore" score --model pmodel.st --profiles pprof.st --data folder:photos --out x.csv
 mv photos/light photos/bright
 expect_error "class 'bright' is not among the model's classes ('dark', 'grey', 'light')" \

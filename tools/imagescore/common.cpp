@@ -2,11 +2,14 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "imagescore/dist/dist.hpp"
 #include "imagescore/data/split.hpp"
+#include "imagescore/core/io.hpp"
 #include "imagescore/core/progress.hpp"
+#include "imagescore/core/version.hpp"
 #include "imagescore/core/runtime.hpp"
 #include "imagescore/models/device.hpp"
 
@@ -75,6 +78,67 @@ void run_command(const std::function<nlohmann::json()>& body) {
   set_device(gpus > 0 ? "cuda:" + std::to_string(cluster.local_rank % gpus) : g.device);
   nlohmann::json summary = body();
   if (g.json && cluster.rank == 0) std::cout << summary.dump(2) << std::endl;
+}
+
+namespace {
+
+bool is_regular_file(const std::string& path) {
+  std::error_code ec;
+  return !path.empty() && std::filesystem::is_regular_file(path, ec);
+}
+
+nlohmann::json file_record(const std::string& path) {
+  char crc[9];
+  std::snprintf(crc, sizeof crc, "%08x", static_cast<unsigned>(crc32_of_file(path)));
+  std::error_code ec;
+  return {{"path", path}, {"bytes", std::filesystem::file_size(path, ec)}, {"crc32", crc}};
+}
+
+}  // namespace
+
+void record_provenance(const CLI::App& command, int argc, char** argv) {
+  if (dist::cluster().rank != 0) return;
+  const CLI::Option* out = command.get_option_no_throw("--out");
+  if (!out || out->count() == 0) return;
+  const std::string target = out->as<std::string>();
+  std::error_code ec;
+  const bool folder = std::filesystem::is_directory(target, ec);
+  if (!folder && !is_regular_file(target)) return;
+
+  nlohmann::json options = nlohmann::json::object(), inputs = nlohmann::json::array();
+  for (const CLI::Option* option : command.get_options()) {
+    if (option->get_lnames().empty() || option == out) continue;
+    const std::string name = "--" + option->get_lnames().front();
+    if (name == "--help") continue;
+    std::vector<std::string> values = option->count() > 0 ? option->results() : std::vector<std::string>{};
+    if (option->count() == 0 && !option->get_default_str().empty()) values = {option->get_default_str()};
+    options[name] = values.empty() ? nlohmann::json(nullptr) : values.size() == 1 ? nlohmann::json(values.front())
+                                                                                    : nlohmann::json(values);
+    for (const std::string& value : values)
+      if (is_regular_file(value) && value != target) inputs.push_back(file_record(value));
+  }
+  for (const std::string& value : command.remaining())  // positional files (profile merge)
+    if (is_regular_file(value)) inputs.push_back(file_record(value));
+  for (const CLI::Option* option : command.get_options())
+    if (option->get_lnames().empty() && option->count() > 0)
+      for (const std::string& value : option->results())
+        if (is_regular_file(value)) inputs.push_back(file_record(value));
+
+  std::string command_line;
+  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
+  std::string name = command.get_name();
+  for (const CLI::App* parent = command.get_parent(); parent && parent->get_parent(); parent = parent->get_parent())
+    name = parent->get_name() + " " + name;
+  const nlohmann::json record = {{"format", "imagescore-provenance"},
+                                 {"version", 1},
+                                 {"tool", "imagescore " IMAGESCORE_VERSION},
+                                 {"command", name},
+                                 {"command_line", command_line},
+                                 {"options", options},
+                                 {"inputs", inputs},
+                                 {"output", folder ? nlohmann::json({{"path", target}}) : file_record(target)}};
+  const std::string sidecar = folder ? (std::filesystem::path(target) / "provenance.json").string() : target + ".provenance.json";
+  write_file_atomic(sidecar, record.dump(2) + "\n");
 }
 
 }  // namespace imagescore::cli

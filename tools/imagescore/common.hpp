@@ -53,6 +53,13 @@ std::string selected_part(const DataOptions& data, const std::string& default_pa
 // summary printed with --json.
 void run_command(const std::function<nlohmann::json()>& body);
 
+// After a command that wrote `--out` succeeded: writes beside it (OUT.provenance.json,
+// or OUT/provenance.json for a folder) the tool version, the command line, every option
+// of the command with its value (defaults included), and the size and CRC-32 of every
+// input file named by an option and of the output (docs/formats.md, section 10). Only
+// the first rank of a distributed run writes it.
+void record_provenance(const CLI::App& command, int argc, char** argv);
+
 // Every sub-command registers itself on the top-level app.
 void add_split_command(CLI::App& app);
 void add_train_command(CLI::App& app);

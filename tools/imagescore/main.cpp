@@ -108,6 +108,10 @@ int run_command_line(int argc, char** argv) {
   refuse_empty_numbers(app);
   try {
     app.parse(argc, argv);
+    // The command ran: say how its output was made (the deepest parsed sub-command).
+    const CLI::App* command = &app;
+    while (!command->get_subcommands().empty()) command = command->get_subcommands().front();
+    if (command != &app) record_provenance(*command, argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     std::fprintf(stderr, "imagescore: error: %s (see --help)\n", printable(e.what()).c_str());

@@ -39,5 +39,7 @@ std::string hex64(std::uint64_t value);
 // CRC-32 (zlib) of a byte range, used as the checksum of binary files.
 // `running`: the CRC of what came before, to checksum pieces as one stream.
 std::uint32_t crc32_of(const void* data, std::size_t size, std::uint32_t running = 0);
+// The CRC-32 of a whole file, read in blocks (memory does not grow with the file).
+std::uint32_t crc32_of_file(const std::string& path);
 
 }  // namespace imagescore
