@@ -187,6 +187,10 @@ def make_scores():
     put("scores", "bad_value.csv", header + "0,a,1,1,1,nan,1,1,1,1,1\n")
     put("scores", "wrong_correct.csv", header + "0,a,1,2,1,1,1,1,1,1,1\n")
     put("scores", "no_header.csv", "")
+    put("scores", "class_names.csv", "id,path,label,pred,correct,label_name,pred_name,msp\n"
+        "0,a.png,1,1,1,dog,dog,0.5\n1,b.png,,0,,,cat,0.25\n2,c.png,0,1,0,cat,\"dog\",1\n")
+    put("scores", "contradicting_names.csv", "id,path,label,pred,correct,label_name,pred_name,msp\n"
+        "0,a.png,1,1,1,dog,dog,0.5\n1,b.png,1,1,1,cat,cat,0.5\n")
 
 
 def make_select_analyze():

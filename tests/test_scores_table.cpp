@@ -1,5 +1,6 @@
 #include "imagescore/core/text.hpp"
 #include "imagescore/score/scores_table.hpp"
+#include "imagescore/select/select.hpp"
 
 #include <cmath>
 #include <cstdlib>
@@ -82,6 +83,45 @@ TEST(ScoresTable, WritesTheDocumentedText) {
             "1,\"b,c.png\",2,0,0,0.1,3\n"
             "2,u.png,,0,,1,0\n");
   EXPECT_EQ(files_in(dir.path()), 1u);  // no temporary file left behind
+}
+
+TEST(ScoresTable, ClassNamesGoBesideTheIds) {
+  TempDir dir;
+  const std::string path = dir.file("scores.csv");
+  ScoreWriter writer(path, {"msp"}, {"cat", "dog, big", "owl"});
+  writer.write(row(0, "a.png", 1, 1, {0.5}));
+  writer.write(row(1, "b.png", 2, 0, {0.1}));
+  writer.write(row(2, "u.png", -1, 2, {1}));
+  writer.commit();
+  EXPECT_EQ(read_bytes(path),
+            "id,path,label,pred,correct,label_name,pred_name,msp\n"
+            "0,a.png,1,1,1,\"dog, big\",\"dog, big\",0.5\n"
+            "1,b.png,2,0,0,owl,cat,0.1\n"
+            "2,u.png,,2,,,owl,1\n");
+  const ScoreTable table = read_score_table(path);
+  EXPECT_EQ(table.value_columns, (std::vector<std::string>{"msp"}));
+  EXPECT_EQ(table.class_names, (std::vector<std::string>{"cat", "dog, big", "owl"}));
+  EXPECT_EQ(table.rows[1].values, (std::vector<double>{0.1}));
+  // A selection made from it names the pseudo-labels too, and reads back.
+  const std::string selection = dir.file("sel.csv");
+  write_selection(selection, table, "msp", {2, 0});
+  EXPECT_EQ(read_bytes(selection), "id,path,pseudo_label,pseudo_label_name,score\n2,u.png,2,owl,1\n0,a.png,1,\"dog, big\",0.5\n");
+  EXPECT_EQ(read_selection(selection).size(), 2u);
+  // Files without the columns (imagescore 0.x) still read, without names.
+  write_bytes(path, kHeader + "0,a.png,1,1,1,0.5\n");
+  EXPECT_TRUE(read_score_table(path).class_names.empty());
+
+  // Names that contradict each other, or the label, are refused with their line.
+  expect_rejected("id,path,label,pred,correct,label_name,pred_name,msp\n0,a,1,1,1,dog,dog,0.5\n1,b,1,0,0,cat,cat,0.5\n",
+                  ":3: class 1 is named 'cat' here but 'dog' above");
+  expect_rejected("id,path,label,pred,correct,label_name,pred_name,msp\n0,a,,1,,dog,dog,0.5\n",
+                  ":2: label_name 'dog' does not go with label ''");
+  expect_rejected("id,path,label,pred,correct,label_name,pred_name,msp\n0,a,1,1,1,dog,,0.5\n", ":2: class 1 has an empty name");
+  write_bytes(selection, "id,path,pseudo_label,pseudo_label_name,score\n0,a,1,dog,0.5\n1,b,1,cat,0.5\n");
+  EXPECT_ERROR_CONTAINS(read_selection(selection), "sel.csv:3: class 1 is named 'cat' here but 'dog' above");
+  // A writer given names must have one for every class it writes.
+  ScoreWriter short_names(dir.file("x.csv"), {"msp"}, {"cat"});
+  EXPECT_ERROR_CONTAINS(short_names.write(row(0, "a.png", -1, 1, {0.5})), "x.csv: class 1 of image 0 has no name");
 }
 
 TEST(ScoresTable, RoundTripsAwkwardPathsAndValues) {

@@ -331,10 +331,13 @@ void bind_scores(py::module_& m) {
       }, "Every column: id, path, label, pred, correct (when every row has a label), then the values")
       .def_property_readonly("has_labels", &ScoreTable::has_labels)
       .def_property_readonly("path", [](const ScoreTable& t) { return t.path; })
+      .def_property_readonly("class_names", [](const ScoreTable& t) { return t.class_names; },
+                             "Class names by id (from the file's label_name/pred_name columns, or the model's); "
+                             "empty when unknown")
       .def("__getitem__", &table_column, py::arg("column"))
       .def("save", [](const ScoreTable& t, const std::string& path) {
         py::gil_scoped_release release;
-        ScoreWriter writer(path, t.value_columns);
+        ScoreWriter writer(path, t.value_columns, t.class_names);
         for (const auto& row : t.rows) writer.write(row);
         writer.commit();
       }, py::arg("path"), "Writes the scores file the command line writes (atomically)");
@@ -356,6 +359,7 @@ void bind_scores(py::module_& m) {
     interruptible([&] {
       check_reference_matches(*reference.set, *model, reference.name);
       table->value_columns = score_value_columns(*reference.set, *model, o);
+      table->class_names = model->meta().class_names;
       return score_images(*model, *reference.set, *source, o, [&](const ScoreRow& row) { table->rows.push_back(row); });
     });
     return table;

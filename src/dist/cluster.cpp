@@ -106,7 +106,8 @@ void gather_reference(ReferenceSet& set) {
 
 std::string part_path(const std::string& path, int rank) { return path + ".rank" + std::to_string(rank); }
 
-void join_score_parts(const std::string& path, const std::function<void(const ScoreRow&)>& on_row) {
+void join_score_parts(const std::string& path, const std::vector<std::string>& class_names,
+                      const std::function<void(const ScoreRow&)>& on_row) {
   std::vector<std::string> parts;
   for (int r = 0; r < g_cluster.size; ++r) parts.push_back(part_path(path, r));
   std::unique_ptr<ScoreWriter> writer;
@@ -117,7 +118,7 @@ void join_score_parts(const std::string& path, const std::function<void(const Sc
     ScoreReader reader(parts[std::size_t(r)]);
     // Every part has the same columns; the joined rows are the parts' rows, written the
     // same way (format_double reads back exactly), in rank order.
-    if (!writer) writer = std::make_unique<ScoreWriter>(path, reader.value_columns());
+    if (!writer) writer = std::make_unique<ScoreWriter>(path, reader.value_columns(), class_names);
     ScoreRow row;
     while (reader.next(row)) {
       writer->write(row);

@@ -33,7 +33,8 @@ std::optional<ScoreSummary> score_to_file(Model& model, const ReferenceSet& set,
   ScoreSummarizer summarizer(scores);
   {
     // Distributed, each rank writes the shard it scores to its own part.
-    ScoreWriter writer(cluster.distributed() ? dist::part_path(out, cluster.rank) : out, columns);
+    ScoreWriter writer(cluster.distributed() ? dist::part_path(out, cluster.rank) : out, columns,
+                       model.meta().class_names);
     std::unique_ptr<ImageSource> shard;
     if (cluster.distributed()) {
       auto [first, last] = shard_range(source.size(), std::size_t(cluster.rank) + 1, std::size_t(cluster.size));
@@ -49,7 +50,7 @@ std::optional<ScoreSummary> score_to_file(Model& model, const ReferenceSet& set,
   }
   dist::barrier();
   if (cluster.rank != 0) return std::nullopt;
-  if (cluster.distributed()) dist::join_score_parts(out, [&](const ScoreRow& row) { summarizer.add(row); });
+  if (cluster.distributed()) dist::join_score_parts(out, model.meta().class_names, [&](const ScoreRow& row) { summarizer.add(row); });
   return summarizer.finish();
 }
 

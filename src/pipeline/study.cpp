@@ -126,7 +126,7 @@ struct Study {
     so.quiet = o.quiet;
     for (auto [source, file] : {std::pair{additional.get(), "scores.csv"}, std::pair{validation.get(), "validation-scores.csv"}}) {
       if (!source) continue;
-      ScoreWriter writer(path(file), score_value_columns(reference, model, so));
+      ScoreWriter writer(path(file), score_value_columns(reference, model, so), model.meta().class_names);
       score_images(model, reference, *source, so, [&](const ScoreRow& row) { writer.write(row); });
       writer.commit();
     }

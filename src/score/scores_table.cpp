@@ -138,8 +138,26 @@ void drop_byte_order_mark(std::vector<std::string>& header) {
   if (!header.empty() && header[0].rfind("\xEF\xBB\xBF", 0) == 0) header[0].erase(0, 3);
 }
 
+const std::vector<std::string> kNameColumns = {"label_name", "pred_name"};
+
+bool has_name_columns(const std::vector<std::string>& header) {
+  return header.size() >= kFixedColumns.size() + 2 && header[kFixedColumns.size()] == kNameColumns[0] &&
+         header[kFixedColumns.size() + 1] == kNameColumns[1];
+}
+
+// Records the name of class `id`, which must agree with every earlier row.
+void learn_class_name(const std::string& where, int id, const std::string& name, std::vector<std::string>& names) {
+  if (name.empty()) fail(where, "class " + std::to_string(id) + " has an empty name");
+  if (std::size_t(id) >= names.size()) names.resize(std::size_t(id) + 1);
+  std::string& known = names[std::size_t(id)];
+  if (known.empty())
+    known = name;
+  else if (known != name)
+    fail(where, "class " + std::to_string(id) + " is named '" + name + "' here but '" + known + "' above");
+}
+
 ScoreRow parse_row(const std::string& where, const std::vector<std::string>& fields,
-                   const std::vector<std::string>& header) {
+                   const std::vector<std::string>& header, std::vector<std::string>* class_names) {
   if (fields.size() != header.size()) {
     fail(where, "expected " + std::to_string(header.size()) + " fields (as in the header), got " +
                     std::to_string(fields.size()));
@@ -161,7 +179,16 @@ ScoreRow parse_row(const std::string& where, const std::vector<std::string>& fie
       fail(where, "correct is " + correct + " but label is " + fields[2] + " and pred is " + fields[3]);
     }
   }
-  for (std::size_t i = kFixedColumns.size(); i < fields.size(); ++i) {
+  std::size_t first_value = kFixedColumns.size();
+  if (class_names) {
+    const std::string& label_name = fields[first_value];
+    if (label_name.empty() != (row.label < 0))
+      fail(where, "label_name '" + label_name + "' does not go with label '" + fields[2] + "'");
+    if (row.label >= 0) learn_class_name(where, row.label, label_name, *class_names);
+    learn_class_name(where, row.pred, fields[first_value + 1], *class_names);
+    first_value += 2;
+  }
+  for (std::size_t i = first_value; i < fields.size(); ++i) {
     double value = 0;
     if (!parse_number(fields[i], value) || !std::isfinite(value)) {
       fail(where, header[i] + " '" + fields[i] + "' is not a finite number");
@@ -179,7 +206,7 @@ void check_header(const std::string& where, const std::vector<std::string>& head
     }
   }
   std::set<std::string> seen;
-  for (std::size_t i = kFixedColumns.size(); i < header.size(); ++i) {
+  for (std::size_t i = kFixedColumns.size() + (has_name_columns(header) ? 2 : 0); i < header.size(); ++i) {
     if (header[i].empty()) fail(where, "empty name for column " + std::to_string(i + 1));
     if (!seen.insert(header[i]).second) fail(where, "duplicate column '" + header[i] + "'");
   }
@@ -193,12 +220,17 @@ const std::vector<std::string>& score_columns() {
   return columns;
 }
 
-ScoreWriter::ScoreWriter(const std::string& path, std::vector<std::string> value_columns)
-    : path_(path), tmp_path_(path + ".tmp." + std::to_string(::getpid())), columns_(std::move(value_columns)) {
+ScoreWriter::ScoreWriter(const std::string& path, std::vector<std::string> value_columns,
+                         std::vector<std::string> class_names)
+    : path_(path),
+      tmp_path_(path + ".tmp." + std::to_string(::getpid())),
+      columns_(std::move(value_columns)),
+      class_names_(std::move(class_names)) {
   check_output_path(path_);
   out_.open(tmp_path_, std::ios::binary | std::ios::trunc);
   if (!out_) fail(path_, std::string("cannot write: ") + std::strerror(errno));
   out_ << join(kFixedColumns, ",");
+  if (!class_names_.empty()) out_ << ',' << join(kNameColumns, ",");
   for (const std::string& name : columns_) out_ << ',' << csv_field(name);
   out_ << '\n';
 }
@@ -218,6 +250,16 @@ void ScoreWriter::write(const ScoreRow& row) {
   if (row.label >= 0) out_ << row.label;
   out_ << ',' << row.pred << ',';
   if (row.label >= 0) out_ << (row.label == row.pred ? '1' : '0');
+  if (!class_names_.empty()) {
+    auto name = [&](int id) -> const std::string& {
+      if (std::size_t(id) >= class_names_.size() || class_names_[std::size_t(id)].empty())
+        fail(path_, "class " + std::to_string(id) + " of image " + std::to_string(row.id) + " has no name");
+      return class_names_[std::size_t(id)];
+    };
+    out_ << ',';
+    if (row.label >= 0) out_ << csv_field(name(row.label));
+    out_ << ',' << csv_field(name(row.pred));
+  }
   for (std::size_t i = 0; i < row.values.size(); ++i) {
     // A non-finite value would make the file unreadable (and -inf must never leak).
     if (!std::isfinite(row.values[i])) {
@@ -267,6 +309,8 @@ struct ScoreReader::Impl {
   std::string path;
   CsvReader csv;
   std::vector<std::string> header, fields;
+  bool names = false;
+  std::vector<std::string> class_names;
   explicit Impl(const std::string& p) : path(p), csv(p) {}
 };
 
@@ -275,15 +319,22 @@ ScoreReader::ScoreReader(const std::string& path) : impl_(std::make_unique<Impl>
   if (!impl_->csv.next(impl_->header, line)) fail(path, "empty file, expected a header line");
   drop_byte_order_mark(impl_->header);
   check_header(path + ":" + std::to_string(line), impl_->header);
-  value_columns_.assign(impl_->header.begin() + std::ptrdiff_t(kFixedColumns.size()), impl_->header.end());
+  impl_->names = has_name_columns(impl_->header);
+  value_columns_.assign(impl_->header.begin() + std::ptrdiff_t(kFixedColumns.size() + (impl_->names ? 2 : 0)),
+                        impl_->header.end());
 }
 
 ScoreReader::~ScoreReader() = default;
 
+bool ScoreReader::has_class_names() const { return impl_->names; }
+
+const std::vector<std::string>& ScoreReader::class_names() const { return impl_->class_names; }
+
 bool ScoreReader::next(ScoreRow& row) {
   std::size_t line = 0;
   if (!impl_->csv.next(impl_->fields, line)) return false;
-  row = parse_row(impl_->path + ":" + std::to_string(line), impl_->fields, impl_->header);
+  row = parse_row(impl_->path + ":" + std::to_string(line), impl_->fields, impl_->header,
+                  impl_->names ? &impl_->class_names : nullptr);
   return true;
 }
 
@@ -294,6 +345,7 @@ ScoreTable read_score_table(const std::string& path) {
   table.value_columns = reader.value_columns();
   ScoreRow row;
   while (reader.next(row)) table.rows.push_back(std::move(row));
+  table.class_names = reader.class_names();
   return table;
 }
 
@@ -303,18 +355,24 @@ std::vector<SelectionRow> read_selection(const std::string& path) {
   std::size_t line = 0;
   if (!reader.next(fields, line)) fail(path, "empty file, expected a header line");
   drop_byte_order_mark(fields);
-  if (fields != std::vector<std::string>{"id", "path", "pseudo_label", "score"})
-    fail(path + ":" + std::to_string(line), "not a selection file (expected the header id,path,pseudo_label,score)");
+  const bool names = fields == std::vector<std::string>{"id", "path", "pseudo_label", "pseudo_label_name", "score"};
+  if (!names && fields != std::vector<std::string>{"id", "path", "pseudo_label", "score"})
+    fail(path + ":" + std::to_string(line),
+         "not a selection file (expected the header id,path,pseudo_label,score or id,path,pseudo_label,pseudo_label_name,score)");
+  const std::size_t count = names ? 5 : 4, score = count - 1;
+  std::vector<std::string> class_names;
   std::vector<SelectionRow> rows;
   while (reader.next(fields, line)) {
     const std::string where = path + ":" + std::to_string(line);
-    if (fields.size() != 4) fail(where, "expected 4 fields, got " + std::to_string(fields.size()));
+    if (fields.size() != count) fail(where, "expected " + std::to_string(count) + " fields, got " + std::to_string(fields.size()));
     SelectionRow row;
     if (!parse_number(fields[0], row.id)) fail(where, "id '" + fields[0] + "' is not a non-negative integer");
     row.path = fields[1];
     if (!parse_class(fields[2], row.pseudo_label)) fail(where, "pseudo_label '" + fields[2] + "' is not a non-negative integer");
     check_class_id(where, "pseudo_label", row.pseudo_label);
-    if (!parse_number(fields[3], row.score) || !std::isfinite(row.score)) fail(where, "score '" + fields[3] + "' is not a finite number");
+    if (names) learn_class_name(where, row.pseudo_label, fields[3], class_names);
+    if (!parse_number(fields[score], row.score) || !std::isfinite(row.score))
+      fail(where, "score '" + fields[score] + "' is not a finite number");
     rows.push_back(std::move(row));
   }
   return rows;

@@ -172,11 +172,14 @@ void write_selection(const std::string& path, const ScoreTable& table, const std
                      const std::vector<std::size_t>& selected) {
   const std::size_t col = table.column(column);
   check_selected(path, table, selected);
+  const bool names = !table.class_names.empty();  // every pred of a file with names has one
   write_file_atomic(path, [&](std::ostream& out) {
-    out << "id,path,pseudo_label,score\n";
+    out << (names ? "id,path,pseudo_label,pseudo_label_name,score\n" : "id,path,pseudo_label,score\n");
     for (std::size_t index : selected) {
       const ScoreRow& row = table.rows[index];
-      out << row.id << ',' << csv_field(row.path) << ',' << row.pred << ',' << format_double(row.values[col]) << '\n';
+      out << row.id << ',' << csv_field(row.path) << ',' << row.pred << ',';
+      if (names) out << csv_field(table.class_names.at(std::size_t(row.pred))) << ',';
+      out << format_double(row.values[col]) << '\n';
     }
   });
 }

@@ -49,11 +49,11 @@ expect_error "test2.st: built from other data than shard1.st" "$imagescore" prof
 "$imagescore" score --model model.st --profiles prof.st --data $data --split test --out s3.csv --per-tap --json -q --threads 1 --batch-size 7 > score.out
 "$imagescore" score --model model.st --profiles prof.st --data $data --split test --out s4.csv --per-tap -q --threads 2 --batch-size 64
 check "scores independent of threads and batch size" cmp -s s3.csv s4.csv
-check "score header" grep -q '^id,path,label,pred,correct,image_score,msp,margin,neg_entropy,energy,max_logit,doctor,knn,trust,mahalanobis,rel_mahalanobis,nac,tap:conv1' s3.csv
+check "score header" grep -q '^id,path,label,pred,correct,label_name,pred_name,image_score,msp,margin,neg_entropy,energy,max_logit,doctor,knn,trust,mahalanobis,rel_mahalanobis,nac,tap:conv1' s3.csv
 check "score --json reports AUROC" grep -q '"image_score"' score.out
 
 "$imagescore" select --scores s1.csv --by image_score --fraction 0.3 --out sel.csv --json -q > sel.out
-check "selection file" grep -q '^id,path,pseudo_label,score' sel.csv
+check "selection file" grep -q '^id,path,pseudo_label,pseudo_label_name,score' sel.csv
 check "selection reports precision" grep -q '"precision"' sel.out
 "$imagescore" select --scores s1.csv --by msp --top 2 --out top.csv -q
 check "top 2 per class" test "$(($(wc -l < top.csv) - 1))" -le 20
@@ -73,6 +73,7 @@ photos=folder:photos@16x16
 "$imagescore" profile --model pmodel.st --data $photos --split-file psplit.json --part training --out pprof.st -q
 "$imagescore" score --model pmodel.st --profiles pprof.st --data $photos --split-file psplit.json --part additional --out pscores.csv -q
 check "photos of mixed sizes are scored" test "$(wc -l < pscores.csv)" -eq 19
+check "with their class names" grep -q '^[0-9]*,[^,]*photos/grey/[0-9]*.png,1,[0-9],[01],grey,' pscores.csv
 "$imagescore" select --scores pscores.csv --by image_score --fraction 0.3 --out psel.csv -q
 check "and selected" test -s psel.csv
 crc32() { python3 -c 'import sys, zlib; print("%08x" % zlib.crc32(open(sys.argv[1], "rb").read()))' "$1"; }

@@ -39,6 +39,8 @@ void gather_reference(ReferenceSet& set);
 // rank order and atomically, streaming the rows (each also to `on_row`), and removes the
 // parts.
 std::string part_path(const std::string& path, int rank);
-void join_score_parts(const std::string& path, const std::function<void(const ScoreRow&)>& on_row);
+// `class_names`: the model's, written as in every scores file.
+void join_score_parts(const std::string& path, const std::vector<std::string>& class_names,
+                      const std::function<void(const ScoreRow&)>& on_row);
 
 }  // namespace imagescore::dist

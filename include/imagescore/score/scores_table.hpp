@@ -1,6 +1,7 @@
 // The scores file written by `imagescore score`: CSV with the columns
-//   id,path,label,pred,correct,image_score,msp,margin,neg_entropy,energy,max_logit
-// (label and correct empty where unknown), plus optional per-tap columns `tap:<name>`.
+//   id,path,label,pred,correct[,label_name,pred_name],<score columns>
+// (label, correct and label_name empty where unknown), plus optional per-tap columns
+// `tap:<name>` (docs/formats.md, section 5).
 #pragma once
 
 #include <cstddef>
@@ -32,7 +33,10 @@ struct ScoreRow {
 // (an exception or a kill) no file appears under the final name.
 class ScoreWriter {
  public:
-  ScoreWriter(const std::string& path, std::vector<std::string> value_columns);
+  // With class names (the model's), the columns label_name and pred_name follow
+  // `correct`; without, the file has none (as files of imagescore 0.x).
+  ScoreWriter(const std::string& path, std::vector<std::string> value_columns,
+              std::vector<std::string> class_names = {});
   ~ScoreWriter();
   void write(const ScoreRow& row);
   void commit();
@@ -41,6 +45,7 @@ class ScoreWriter {
   std::string path_;
   std::string tmp_path_;
   std::vector<std::string> columns_;
+  std::vector<std::string> class_names_;
   std::ofstream out_;
   bool committed_ = false;
 };
@@ -50,6 +55,9 @@ class ScoreWriter {
 struct ScoreTable {
   std::string path;
   std::vector<std::string> value_columns;
+  // Class names by id from the label_name and pred_name columns ("" for an id no row
+  // names); empty when the file has no such columns.
+  std::vector<std::string> class_names;
   std::vector<ScoreRow> rows;
   bool has_labels() const;  // true if every row has a label
   // Index of a value column; throws Error("<file>: no column '<name>' (columns: ...)").
@@ -64,7 +72,10 @@ class ScoreReader {
   explicit ScoreReader(const std::string& path);  // reads and checks the header
   ~ScoreReader();
   const std::vector<std::string>& value_columns() const { return value_columns_; }
+  bool has_class_names() const;
   bool next(ScoreRow& row);  // false at the end of the file
+  // The class names of the rows read so far (see ScoreTable::class_names).
+  const std::vector<std::string>& class_names() const;
 
  private:
   struct Impl;
@@ -72,7 +83,8 @@ class ScoreReader {
   std::vector<std::string> value_columns_;
 };
 
-// A selection file (id,path,pseudo_label,score, written by write_selection) read back.
+// A selection file (id,path,pseudo_label[,pseudo_label_name],score, written by
+// write_selection) read back.
 struct SelectionRow {
   std::size_t id = 0;
   std::string path;

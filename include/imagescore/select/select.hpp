@@ -56,7 +56,8 @@ SelectionStats selection_stats(const ScoreTable& table, const std::vector<std::s
 // only where the table has labels (precision null when nothing is selected).
 nlohmann::json selection_json(const SelectionStats& stats, bool labels);
 
-// Writes id,path,pseudo_label,score atomically.
+// Writes id,path,pseudo_label,score atomically, with pseudo_label_name before score where
+// the table has class names.
 void write_selection(const std::string& path, const ScoreTable& table, const std::string& column,
                      const std::vector<std::size_t>& selected);
 
