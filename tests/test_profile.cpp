@@ -3,6 +3,7 @@
 
 #include "imagescore/core/io.hpp"
 #include "imagescore/score/profile.hpp"
+#include "imagescore/score/fitted.hpp"
 #include "imagescore/core/runtime.hpp"
 #include "imagescore/score/score.hpp"
 #include "imagescore/stats/score_summary.hpp"
@@ -184,6 +185,28 @@ TEST(Profiles, EditedHeadersAndDerivedFieldsAreRefused) {
   wrong.profiles[1].taps[0].reference[0] += 1e-9;
   save_profiles(wrong, path);
   EXPECT_ERROR_CONTAINS(load_profiles(path), "tensor p1/conv2/reference does not match the sums");
+}
+
+TEST(Profiles, MemoryIsEstimatedAndBoundedBeforeBuilding) {
+  Fixture f;
+  const auto taps = resolve_taps(*f.model, {"conv1", "output"});
+  std::uint64_t neurons = 0;
+  for (auto id : taps) neurons += f.model->taps()[id].numel();
+  EXPECT_EQ(profile_build_bytes(*f.model, taps, false), 3 * neurons * 33);
+  EXPECT_EQ(profile_build_bytes(*f.model, taps, true), neurons * 33);
+  EXPECT_EQ(profile_file_bytes(*f.model, taps, false), 3 * neurons * 25);
+  EXPECT_NO_THROW(check_profile_memory(*f.model, taps, false, 3 * neurons * 33));
+  EXPECT_ERROR_CONTAINS(check_profile_memory(*f.model, taps, false, 3 * neurons * 33 - 1),
+                        "max_memory: the profiles need 0 MiB to build (3 profiles x " + std::to_string(neurons) +
+                            " neurons x 33 bytes), over the limit of 0 MiB: choose fewer or smaller taps (--taps), or "
+                            "one global profile");
+  // The limit of --max-memory holds for the image score's fit too, before any pass.
+  FitRunOptions o;
+  o.quiet = true;
+  o.scores = {"image_score"};
+  o.fit.taps = {"conv1", "output"};
+  o.fit.max_bytes = 1000;
+  EXPECT_ERROR_CONTAINS(fit_reference(*f.model, *f.source, o), "the profiles need 0 MiB to build");
 }
 
 TEST(Profiles, TheFuzzSeedsAreValidProfiles) {

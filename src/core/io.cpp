@@ -154,6 +154,12 @@ std::uint32_t crc32_of(const void* data, std::size_t size, std::uint32_t running
   return std::uint32_t(crc);
 }
 
+std::uint64_t memory_limit(std::uint64_t asked) {
+  if (asked > 0) return asked;
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? std::uint64_t(pages) * std::uint64_t(page) / 2 : std::uint64_t(1) << 32;
+}
+
 std::uint32_t crc32_of_file(const std::string& path) {
   check_input_file(path);
   std::ifstream in(path, std::ios::binary);

@@ -2,7 +2,6 @@
 // 2022) and the trust score (Jiang et al. 2018), with faiss's exact flat index.
 #include <faiss/IndexFlat.h>
 #include <faiss/utils/distances.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +12,7 @@
 #include <limits>
 
 #include "fits.hpp"
+#include "imagescore/core/io.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/json.hpp"
 #include "imagescore/core/partition.hpp"
@@ -27,12 +27,6 @@ using Labels = faiss::Index::idx_t;
 // The trust score's guard against a zero distance to the predicted class (Jiang et al.'s
 // min_dist).
 constexpr double kMinDistance = 1e-12;
-
-std::uint64_t memory_limit(std::uint64_t asked) {
-  if (asked > 0) return asked;
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? std::uint64_t(pages) * std::uint64_t(page) / 2 : std::uint64_t(1) << 32;
-}
 
 // Exact search on one thread count or many gives the same neighbours only on faiss's
 // per-pair path: above this many queries it switches to BLAS products, whose last bits

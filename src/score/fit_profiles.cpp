@@ -3,6 +3,7 @@
 
 #include "fits.hpp"
 #include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
 #include "imagescore/score/score.hpp"
 
 namespace imagescore::detail {
@@ -105,7 +106,11 @@ class ProfilesFit : public FittedScore {
 
 }  // namespace
 
-std::unique_ptr<FittedScore> new_profiles_fit(const FitContext& context) { return std::make_unique<ProfilesFit>(context); }
+std::unique_ptr<FittedScore> new_profiles_fit(const FitContext& context) {
+  check_profile_memory(context.model, resolve_taps(context.model, context.options.taps), context.options.profile.global,
+                       memory_limit(context.options.max_bytes));
+  return std::make_unique<ProfilesFit>(context);
+}
 
 std::unique_ptr<FittedScore> profiles_fit_from(ProfileSet profiles) {
   return std::make_unique<ProfilesFit>(std::move(profiles));

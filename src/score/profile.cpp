@@ -11,6 +11,7 @@
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/names.hpp"
 #include "imagescore/core/progress.hpp"
+#include "imagescore/core/io.hpp"
 #include "imagescore/core/runtime.hpp"
 #include "imagescore/score/scores_table.hpp"
 
@@ -148,8 +149,40 @@ std::vector<std::string> ProfileSet::exclusions() const {
   return lines;
 }
 
+namespace {
+
+std::uint64_t profile_bytes(const Model& model, const std::vector<std::size_t>& tap_ids, bool global,
+                            std::uint64_t per_neuron) {
+  std::uint64_t neurons = 0;
+  for (auto id : tap_ids) neurons += model.taps().at(id).numel();
+  const std::uint64_t profiles = global ? 1 : model.meta().num_classes();
+  return profiles * neurons * per_neuron;  // < 2^20 classes x 2^40 neurons x 33: no overflow
+}
+
+}  // namespace
+
+std::uint64_t profile_build_bytes(const Model& model, const std::vector<std::size_t>& tap_ids, bool global) {
+  return profile_bytes(model, tap_ids, global, sizeof(ExactSum) + sizeof(std::int64_t) + sizeof(double) + 1);
+}
+
+std::uint64_t profile_file_bytes(const Model& model, const std::vector<std::size_t>& tap_ids, bool global) {
+  return profile_bytes(model, tap_ids, global, sizeof(ExactSum) + sizeof(double) + 1);
+}
+
+void check_profile_memory(const Model& model, const std::vector<std::size_t>& tap_ids, bool global, std::uint64_t limit) {
+  const std::uint64_t bytes = profile_build_bytes(model, tap_ids, global);
+  if (bytes <= limit) return;
+  std::uint64_t neurons = 0;
+  for (auto id : tap_ids) neurons += model.taps().at(id).numel();
+  fail_option("max_memory", "the profiles need " + std::to_string(bytes >> 20) + " MiB to build (" +
+                                std::to_string(global ? 1 : model.meta().num_classes()) + " profiles x " +
+                                std::to_string(neurons) + " neurons x 33 bytes), over the limit of " +
+                                std::to_string(limit >> 20) + " MiB: choose fewer or smaller taps (--taps), or one global profile");
+}
+
 ProfileBuilder::ProfileBuilder(const Model& model, const std::vector<std::size_t>& tap_ids, const ProfileOptions& options) {
   options.validate();
+  check_profile_memory(model, tap_ids, options.global, memory_limit(0));
   const auto& meta = model.meta();
   set_.options = options;
   set_.model_arch = meta.arch;

@@ -32,6 +32,8 @@ check "eval prints a table" grep -q 'accuracy' eval.txt
 
 "$imagescore" model info --model model.st --json > info.out
 check "model info lists the taps" grep -q '"conv2"' info.out
+check "model info estimates the profiles" grep -q '"profile_estimate": {' info.out
+expect_error "--max-memory: the profiles need" "$imagescore" profile --model model.st --data $data --max-memory 1000 --out x.st
 
 "$imagescore" profile --model model.st --data $data --split-file split.json --part training --out prof.st -q
 for i in 1 2; do

@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "common.hpp"
+#include "imagescore/core/io.hpp"
+#include "imagescore/score/profile.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/models/model.hpp"
 
@@ -65,6 +67,9 @@ void add_model_command(CLI::App& app) {
         const auto& t = model->taps()[i];
         taps.push_back({{"name", t.name}, {"shape", t.shape}, {"neurons", t.numel()}, {"default", is_default(i)}});
       }
+      // What per-class profiles over the default taps cost (issue: 1,000-class models).
+      const std::uint64_t build_bytes = profile_build_bytes(*model, defaults, false);
+      const std::uint64_t file_bytes = profile_file_bytes(*model, defaults, false);
       if (!global_options().json) {
         std::printf("%s: %s, input %dx%dx%d, %zu classes, weights %s\ntrained on: %s\n\n%-12s %-16s %10s\n",
                     path->c_str(), m.arch.c_str(), m.input.channels, m.input.height, m.input.width, m.num_classes(),
@@ -75,6 +80,9 @@ void add_model_command(CLI::App& app) {
           for (auto d : t.shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
           std::printf("%-12s %-16s %10zu%s\n", t.name.c_str(), shape.c_str(), t.numel(), is_default(i) ? "  default" : "");
         }
+        std::printf("\nper-class profiles over the default taps: %.1f MiB to build, a %.1f MiB file "
+                    "(limit: half the memory, %.0f MiB, or --max-memory)\n",
+                    double(build_bytes) / (1 << 20), double(file_bytes) / (1 << 20), double(memory_limit(0) >> 20));
       }
       return nlohmann::json{{"arch", m.arch},
                             {"input", {m.input.channels, m.input.height, m.input.width}},
@@ -82,7 +90,8 @@ void add_model_command(CLI::App& app) {
                             {"weights_hash", m.weights_hash},
                             {"data", m.data_spec},
                             {"training", nlohmann::json::parse(m.training_json)},
-                            {"taps", taps}};
+                            {"taps", taps},
+                            {"profile_estimate", {{"build_bytes", build_bytes}, {"file_bytes", file_bytes}}}};
     });
   });
 }

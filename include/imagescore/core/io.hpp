@@ -39,6 +39,10 @@ std::string hex64(std::uint64_t value);
 // CRC-32 (zlib) of a byte range, used as the checksum of binary files.
 // `running`: the CRC of what came before, to checksum pieces as one stream.
 std::uint32_t crc32_of(const void* data, std::size_t size, std::uint32_t running = 0);
+// What a fit may hold in memory: `asked` bytes, or, when 0, half the machine's physical
+// memory (the default of --max-memory).
+std::uint64_t memory_limit(std::uint64_t asked);
+
 // The CRC-32 of a whole file, read in blocks (memory does not grow with the file).
 std::uint32_t crc32_of_file(const std::string& path);
 

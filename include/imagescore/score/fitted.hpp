@@ -50,8 +50,8 @@ struct FitOptions {
   double trust_alpha = 0;             // share of each class removed as low density (Jiang et al.)
   double shrinkage = 1e-3;            // Mahalanobis: (1 - s) S + s (tr S / d) I
   NacOptions nac;
-  std::uint64_t max_bytes = 0;        // stored reference features (N x d floats): at most
-                                      // this; 0: half the machine's memory
+  std::uint64_t max_bytes = 0;        // what a fit may hold (the profiles' sums, the stored
+                                      // reference features): at most this; 0: half the machine's memory
   void validate() const;
 };
 

@@ -73,10 +73,20 @@ struct ProfileSet {
   std::vector<std::string> exclusions() const;
 };
 
+// Bytes that building profiles over `tap_ids` holds: per profile (one per class, or one
+// global) and neuron, the 128-bit exact sum, the 64-bit partial sum, the reference and the
+// mask (33 bytes); the file stores 25 of them (sum, reference, mask).
+std::uint64_t profile_build_bytes(const Model& model, const std::vector<std::size_t>& tap_ids, bool global);
+std::uint64_t profile_file_bytes(const Model& model, const std::vector<std::size_t>& tap_ids, bool global);
+// Fails (OptionError "max_memory") before anything is allocated when building needs more
+// than `limit` bytes, naming the sizes and the ways out (fewer taps, a global profile).
+void check_profile_memory(const Model& model, const std::vector<std::size_t>& tap_ids, bool global, std::uint64_t limit);
+
 // Accumulates activations batch by batch (streaming; memory independent of |R|).
 class ProfileBuilder {
  public:
   ~ProfileBuilder();
+  // Fails (check_profile_memory) when the sums would take more than half the memory.
   ProfileBuilder(const Model& model, const std::vector<std::size_t>& tap_ids, const ProfileOptions& options);
   // Adds the images of one forward pass; class_of[i] is image i's reference set (its
   // label), ignored in global mode.
