@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
     imagescore::ScoreRunOptions score_options;
     score_options.quiet = true;
     const auto columns = imagescore::score_value_columns(fitted, *model, score_options);
-    imagescore::ScoreWriter writer(argv[4], columns);
+    imagescore::ScoreWriter writer(argv[4], columns, model->meta().class_names);
     // Rows stream past: neither the scores nor the AUROCs hold the pool in memory.
     std::vector<imagescore::StreamingAuroc> aurocs(columns.size());
     const std::size_t images =
