@@ -84,40 +84,52 @@ std::uint8_t pil_round(std::int32_t sum) {
   return std::uint8_t(std::clamp(sum >> kPilPrecisionBits, 0, 255));
 }
 
-// One plane, in_w x in_h -> out_w x out_h.
-std::vector<std::uint8_t> pil_resize_plane(const std::uint8_t* in, int in_w, int in_h, int out_w, int out_h) {
-  std::vector<std::uint8_t> rows(in, in + std::size_t(in_w) * in_h);
-  int width = in_w;
-  if (out_w != in_w) {
-    const PilTaps taps = pil_bilinear_taps(in_w, out_w);
-    std::vector<std::uint8_t> next(std::size_t(out_w) * in_h);
-    for (int y = 0; y < in_h; ++y)
-      for (int x = 0; x < out_w; ++x) {
-        std::int32_t sum = 1 << (kPilPrecisionBits - 1);
-        const std::int32_t* w = &taps.weights[std::size_t(x) * taps.stride];
-        const std::uint8_t* src = &rows[std::size_t(y) * in_w + taps.first[std::size_t(x)]];
-        for (int i = 0; i < taps.count[std::size_t(x)]; ++i) sum += src[i] * w[i];
-        next[std::size_t(y) * out_w + x] = pil_round(sum);
-      }
-    rows.swap(next);
-    width = out_w;
-  }
-  if (out_h != in_h) {
-    const PilTaps taps = pil_bilinear_taps(in_h, out_h);
-    std::vector<std::uint8_t> next(std::size_t(width) * out_h);
-    for (int y = 0; y < out_h; ++y) {
-      const std::int32_t* w = &taps.weights[std::size_t(y) * taps.stride];
-      for (int x = 0; x < width; ++x) {
-        std::int32_t sum = 1 << (kPilPrecisionBits - 1);
-        for (int i = 0; i < taps.count[std::size_t(y)]; ++i)
-          sum += rows[std::size_t(taps.first[std::size_t(y)] + i) * width + x] * w[i];
-        next[std::size_t(y) * width + x] = pil_round(sum);
-      }
+// Resizes planes of in_w x in_h to out_w x out_h; the taps are computed once per image
+// size, not per channel.
+class PilResizer {
+ public:
+  PilResizer(int in_w, int in_h, int out_w, int out_h)
+      : in_w_(in_w), in_h_(in_h), out_w_(out_w), out_h_(out_h), horizontal_(pil_bilinear_taps(in_w, out_w)),
+        vertical_(pil_bilinear_taps(in_h, out_h)) {}
+
+  std::vector<std::uint8_t> resize(const std::uint8_t* in) const {
+    std::vector<std::uint8_t> rows;
+    const std::uint8_t* source = in;
+    if (out_w_ != in_w_) {
+      rows.resize(std::size_t(out_w_) * in_h_);
+      for (int y = 0; y < in_h_; ++y)
+        for (int x = 0; x < out_w_; ++x) {
+          const std::uint8_t* src = in + std::size_t(y) * in_w_ + horizontal_.first[std::size_t(x)];
+          rows[std::size_t(y) * out_w_ + x] = apply(horizontal_, x, [&](int i) { return src[i]; });
+        }
+      source = rows.data();
     }
-    rows.swap(next);
+    if (out_h_ == in_h_) return rows;  // the width changed (an image of the target size is not resized)
+    std::vector<std::uint8_t> out(std::size_t(out_w_) * out_h_);
+    for (int y = 0; y < out_h_; ++y) {
+      const std::uint8_t* src = source + std::size_t(vertical_.first[std::size_t(y)]) * out_w_;
+      for (int x = 0; x < out_w_; ++x)
+        out[std::size_t(y) * out_w_ + x] = apply(vertical_, y, [&](int i) { return src[std::size_t(i) * out_w_ + x]; });
+    }
+    return out;
   }
-  return rows;
-}
+
+ private:
+  // One output pixel: its taps over the input pixels pixel(0), pixel(1), ...
+  template <typename Pixel>
+  static std::uint8_t apply(const PilTaps& taps, int out, const Pixel& pixel) {
+    std::int32_t sum = 1 << (kPilPrecisionBits - 1);
+    const std::int32_t* w = &taps.weights[std::size_t(out) * taps.stride];
+    for (int i = 0; i < taps.count[std::size_t(out)]; ++i) sum += pixel(i) * w[i];
+    return pil_round(sum);
+  }
+
+  int in_w_, in_h_, out_w_, out_h_;
+  PilTaps horizontal_, vertical_;
+};
+
+// Crop mode: the shorter side's length before cropping.
+int crop_side(const InputFit& fit) { return fit.crop_resize ? fit.crop_resize : std::max(fit.height, fit.width); }
 
 class FittedImageSource : public ImageSource {
  public:
@@ -187,7 +199,7 @@ FitGeometry fit_geometry(int image_width, int image_height, const InputFit& fit)
   if (fit.mode == FitMode::Crop) {
     // torchvision: Resize(S) scales the shorter side to S and the longer to int(S * long /
     // short); CenterCrop's corner is int(round((side - crop) / 2.0)), Python rounding.
-    const int side = fit.crop_resize ? fit.crop_resize : std::max(fit.height, fit.width);
+    const int side = crop_side(fit);
     const bool wide = image_width > image_height;
     const int short_side = wide ? image_height : image_width, long_side = wide ? image_width : image_height;
     const int scaled_long = int(double(side) * long_side / short_side);
@@ -220,11 +232,14 @@ void fit_image(const std::uint8_t* chw, const ImageShape& shape, const InputFit&
   const std::size_t in_plane = std::size_t(shape.height) * shape.width;
   const std::size_t out_plane = std::size_t(fit.height) * fit.width;
   if (fit.mode == FitMode::Crop) {
+    const bool resize = g.content_width != shape.width || g.content_height != shape.height;
+    std::optional<PilResizer> resizer;
+    if (resize) resizer.emplace(shape.width, shape.height, g.content_width, g.content_height);
     std::vector<std::uint8_t> resized;
     for (int c = 0; c < shape.channels; ++c) {
       const std::uint8_t* plane = chw + c * in_plane;
-      if (g.content_width != shape.width || g.content_height != shape.height) {
-        resized = pil_resize_plane(plane, shape.width, shape.height, g.content_width, g.content_height);
+      if (resize) {
+        resized = resizer->resize(plane);
         plane = resized.data();
       }
       for (int y = 0; y < fit.height; ++y)
@@ -252,7 +267,7 @@ std::pair<std::string, std::optional<InputFit>> split_input_fit(const std::strin
 }
 
 void read_fitted(const std::string& path, int channels, const InputFit& fit, std::uint8_t* out) {
-  const int side = fit.crop_resize ? fit.crop_resize : std::max(fit.height, fit.width);
+  const int side = crop_side(fit);
   ImageShape decoded;
   const std::vector<std::uint8_t> pixels = fit.mode == FitMode::Crop
                                                ? decode_reduced(path, channels, side, side, decoded)
