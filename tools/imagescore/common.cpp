@@ -107,22 +107,17 @@ void record_provenance(const CLI::App& command, int argc, char** argv) {
 
   nlohmann::json options = nlohmann::json::object(), inputs = nlohmann::json::array();
   for (const CLI::Option* option : command.get_options()) {
-    if (option->get_lnames().empty() || option == out) continue;
-    const std::string name = "--" + option->get_lnames().front();
-    if (name == "--help") continue;
+    const bool named = !option->get_lnames().empty();
+    if (option == out || (named && option->get_lnames().front() == "help")) continue;
     std::vector<std::string> values = option->count() > 0 ? option->results() : std::vector<std::string>{};
     if (option->count() == 0 && !option->get_default_str().empty()) values = {option->get_default_str()};
-    options[name] = values.empty() ? nlohmann::json(nullptr) : values.size() == 1 ? nlohmann::json(values.front())
-                                                                                    : nlohmann::json(values);
-    for (const std::string& value : values)
+    for (const std::string& value : values)  // named and positional files (profile merge's shards)
       if (is_regular_file(value) && value != target) inputs.push_back(file_record(value));
+    if (!named) continue;
+    options["--" + option->get_lnames().front()] = values.empty() ? nlohmann::json(nullptr)
+                                                   : values.size() == 1 ? nlohmann::json(values.front())
+                                                                        : nlohmann::json(values);
   }
-  for (const std::string& value : command.remaining())  // positional files (profile merge)
-    if (is_regular_file(value)) inputs.push_back(file_record(value));
-  for (const CLI::Option* option : command.get_options())
-    if (option->get_lnames().empty() && option->count() > 0)
-      for (const std::string& value : option->results())
-        if (is_regular_file(value)) inputs.push_back(file_record(value));
 
   std::string command_line;
   for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
