@@ -338,6 +338,10 @@ TEST(FitImages, CropGeometryFollowsTorchvision) {
   expect(8, 8, {4, 4, FitMode::Crop, 6}, -1, -1, 6, 6);   // Resize(6) + CenterCrop(4)
   expect(640, 480, {224, 224, FitMode::Crop, 256}, -58, -16, 341, 256);  // ImageNet's evaluation transform
   EXPECT_ERROR_CONTAINS(fit_geometry(4, 4, {4, 8, FitMode::Crop, 6}), "a 4x4 image resized to 6x6 is smaller than the 8x4 crop");
+  // A strip would be enlarged to 268,435,456 x 16,384 pixels before the crop: refused.
+  EXPECT_ERROR_CONTAINS(fit_geometry(16384, 1, {16384, 16384, FitMode::Crop}),
+                        "a 16384x1 image resized to 268435456x16384 before cropping has a side over 16384 pixels");
+  expect(16384, 1, {1, 1, FitMode::Crop}, -8192, 0, 16384, 1);  // within the bound: fine
 }
 
 TEST(FitImages, FoldersAndManifestsFitImagesOfAnySize) {

@@ -206,6 +206,11 @@ FitGeometry fit_geometry(int image_width, int image_height, const InputFit& fit)
     FitGeometry g;
     g.content_width = wide ? scaled_long : side;
     g.content_height = wide ? side : scaled_long;
+    // A thin strip (16384x1) would be enlarged to billions of pixels before the crop.
+    if (scaled_long > kMaxInputSide)
+      throw Error("a " + std::to_string(image_width) + "x" + std::to_string(image_height) + " image resized to " +
+                  std::to_string(g.content_width) + "x" + std::to_string(g.content_height) + " before cropping has a side over " +
+                  std::to_string(kMaxInputSide) + " pixels (too elongated for crop: use letterbox or stretch)");
     if (g.content_width < fit.width || g.content_height < fit.height)
       throw Error("a " + std::to_string(image_width) + "x" + std::to_string(image_height) + " image resized to " +
                   std::to_string(g.content_width) + "x" + std::to_string(g.content_height) + " is smaller than the " +
