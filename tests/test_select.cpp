@@ -268,11 +268,6 @@ TEST(Select, WritesTheSelection) {
   EXPECT_ERROR_CONTAINS(write_selection(dir.file("missing/selected.csv"), table, "msp", {0}), "does not exist");
 }
 
-}  // namespace
-}  // namespace imagescore
-
-namespace imagescore {
-namespace {
 
 // Array selection is what select_rows does on a table.
 TEST(Select, PositionsOnArraysMatchTheTable) {
@@ -288,6 +283,53 @@ TEST(Select, PositionsOnArraysMatchTheTable) {
   // Ties are broken by id, whatever the order of the arrays.
   EXPECT_EQ(select_positions({0.5, 0.5}, {0, 0}, {7, 3}, SelectOptions{SelectOptions::Rule::Top, 0.3, {}, 1, 0.0, false}, 1),
             (std::vector<std::size_t>{1}));
+}
+
+// Six candidates of three predicted classes, worked by hand.
+TEST(PseudoLabels, SharesThresholdsCapsAndFlexMatch) {
+  const std::vector<double> score = {0.99, 0.97, 0.60, 0.96, 0.50, 0.40};
+  const std::vector<int> pred = {0, 0, 0, 1, 1, 2};
+  const std::vector<std::size_t> ids = {0, 1, 2, 3, 4, 5};
+  auto pick = [&](PseudoLabelRule rule) { return select_pseudo_labels(score, pred, ids, rule, 3); };
+  using V = std::vector<std::size_t>;
+  PseudoLabelRule rule;
+  rule.alpha = {0.5, 0.5, 0.5};
+  // Alpha alone is the Alpha selection: half of 3, 2 and 1 candidates, rounded half up.
+  EXPECT_EQ(pick(rule), (V{0, 1, 3, 5}));
+  SelectOptions alpha;
+  alpha.rule = SelectOptions::Rule::Alpha;
+  alpha.alpha = rule.alpha;
+  EXPECT_EQ(pick(rule), select_positions(score, pred, ids, alpha, 3));
+  rule.threshold = 0.95;  // FixMatch-style, together with the share
+  EXPECT_EQ(pick(rule), (V{0, 1, 3}));
+  rule.alpha = {1, 1, 1};
+  rule.threshold.reset();
+  rule.max_per_class = 1;  // the best of each class
+  EXPECT_EQ(pick(rule), (V{0, 3, 5}));
+  rule.max_per_class = 0;
+  rule.share = 0.5;  // curriculum: the top half of all six, ranked together
+  EXPECT_EQ(pick(rule), (V{0, 1, 3}));
+  rule.share = 0.34;  // 2.04 images: 2
+  EXPECT_EQ(pick(rule), (V{0, 1}));
+  rule.share.reset();
+
+  // FlexMatch, tau 0.95: sigma = (2, 1, 0) above tau, 3 not; beta = sigma / max(2, 3);
+  // T_c = 0.95 beta / (2 - beta) = 0.475, 0.19 and 0 (the warm-up lowers every class).
+  const auto t = flexmatch_thresholds(score, pred, 0.95, 3);
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_DOUBLE_EQ(t[0], 0.475);
+  EXPECT_DOUBLE_EQ(t[1], 0.19);
+  EXPECT_DOUBLE_EQ(t[2], 0.0);
+  rule.threshold = 0.95;
+  rule.flexmatch = true;
+  EXPECT_EQ(pick(rule), (V{0, 1, 2, 3, 4, 5}));
+  // Past the warm-up (most candidates above tau) the best-learned class keeps tau.
+  const std::vector<double> confident = {0.99, 0.98, 0.97, 0.96, 0.2};
+  const auto late = flexmatch_thresholds(confident, {0, 0, 0, 1, 1}, 0.9, 2);
+  EXPECT_DOUBLE_EQ(late[0], 0.9);                       // beta 1
+  EXPECT_DOUBLE_EQ(late[1], 0.9 * (1.0 / 3) / (2 - 1.0 / 3));  // beta 1/3
+  EXPECT_EQ(flexmatch_thresholds({}, {}, 0.9, 2), (std::vector<double>{0.9, 0.9}));
+  EXPECT_ERROR_CONTAINS(flexmatch_thresholds(score, pred, 1.5, 3), "threshold: FlexMatch needs a threshold in [0, 1]");
 }
 
 }  // namespace

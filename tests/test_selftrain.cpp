@@ -13,8 +13,11 @@
 #include "imagescore/pipeline/assembly.hpp"
 #include "imagescore/report/report.hpp"
 #include "imagescore/pipeline/selftrain.hpp"
+#include "imagescore/score/registry.hpp"
 #include "imagescore/stats/bootstrap.hpp"
+#include "imagescore/train/train.hpp"
 #include "test_files.hpp"
+#include "test_sources.hpp"
 #include "test_util.hpp"
 
 namespace imagescore {
@@ -191,7 +194,8 @@ TEST(Selftrain, PerClassAddsOnlyItsClassAndJointAddsAll) {
   EXPECT_GT(joint, 70u);
   EXPECT_LE(joint, 90u);
 
-  auto stats = write_selftrain_stats(dir.path() + "/run", 1000, 0);
+  auto files = write_selftrain_stats(dir.path() + "/run", 1000, 0);
+  const auto& stats = files.paper;
   const auto& tables = stats.tables;
   ASSERT_EQ(tables.size(), 2u);
   EXPECT_EQ(tables[0].protocol, Protocol::PerClass);
@@ -233,6 +237,270 @@ TEST(Selftrain, FeatureScoresAreArmsToo) {
   for (const char* arm : {"trust", "knn", "rel_mahalanobis"}) EXPECT_EQ(added[arm], added["softmax"]) << arm;
   EXPECT_ERROR_CONTAINS(parse_experiment({{"data", "idx:x"}, {"alpha", {0.5}}, {"arms", {"tust"}}}, "e.json"),
                         "unknown arm 'tust'");
+}
+
+TEST(Bootstrap, MeanIntervalOverSeeds) {
+  // One value: the interval is that value; constant values likewise.
+  auto one = bootstrap_mean_interval({0.5}, 1000, 1);
+  EXPECT_EQ(one.low, 0.5);
+  EXPECT_EQ(one.high, 0.5);
+  // Three values: every resampled mean lies between the smallest and the largest.
+  auto three = bootstrap_mean_interval({0.01, 0.02, 0.06}, 5000, 2);
+  EXPECT_GE(three.low, 0.01);
+  EXPECT_LE(three.high, 0.06);
+  EXPECT_LT(three.low, 0.03);
+  EXPECT_GT(three.high, 0.03);
+  auto again = bootstrap_mean_interval({0.01, 0.02, 0.06}, 5000, 2);
+  EXPECT_EQ(three.low, again.low);
+  EXPECT_TRUE(std::isnan(bootstrap_mean_interval({}, 10, 1).low));
+}
+
+TEST(Experiment, ProtocolOptionsSeedsAndTheirBadValues) {
+  using json = nlohmann::json;
+  for (const auto& column : all_score_columns()) EXPECT_NO_THROW(column_range(column)) << column;
+  const json full = {{"alpha", {0.3}},
+                     {"arms", {"baseline", "softmax", "margin"}},
+                     {"protocols", {"joint"}},
+                     {"seeds", {0, 1, 2}},
+                     {"validation_fraction", 0.1},
+                     {"threshold", {{"softmax", 0.9}, {"margin", 0.5}}},
+                     {"flexmatch", true},
+                     {"max_per_class", 100},
+                     {"pseudo_weight", 0.5},
+                     {"pseudo_batch_share", 0.25},
+                     {"soft_targets", true}};
+  const auto e = parse_experiment(full, "e.json");
+  EXPECT_EQ(parse_experiment(e.to_json(), "again").to_json(), e.to_json());
+  EXPECT_EQ(e.seeds, (std::vector<std::uint64_t>{0, 1, 2}));
+  EXPECT_EQ(e.pseudo.threshold.at("margin"), 0.5);
+  // One repeat shifts both seeds and runs alone.
+  const auto second = e.for_seed(2);
+  EXPECT_TRUE(second.seeds.empty());
+  EXPECT_EQ(second.split_seed, 2u);
+  EXPECT_EQ(second.train.seed, 2u);
+  // The paper's experiment writes none of the new keys (its run folders still resume).
+  const auto paper = preset_experiment("fashion-mnist-small");
+  EXPECT_TRUE(paper.pseudo.paper());
+  for (const char* key : {"seeds", "threshold", "curriculum", "pseudo_weight", "validation_fraction"})
+    EXPECT_FALSE(paper.to_json().contains(key)) << key;
+  // A threshold alone needs no alpha; a curriculum replaces it.
+  EXPECT_EQ(parse_experiment({{"threshold", 0.95}, {"arms", {"softmax"}}}, "t").alpha, (std::vector<double>{1.0}));
+  const auto curriculum = parse_experiment({{"curriculum", {0.5, 1.0}}, {"retrain_epochs", 4}, {"selection_interval", 2},
+                                            {"reinitialise", true}},
+                                           "c");
+  EXPECT_EQ(curriculum.pseudo.curriculum, (std::vector<double>{0.5, 1.0}));
+  EXPECT_EQ(with_seeds(paper, {3, 4}).seeds, (std::vector<std::uint64_t>{3, 4}));
+
+  auto bad = [&](json j, const std::string& message) {
+    if (!j.contains("alpha") && !j.contains("curriculum") && !j.contains("threshold")) j["alpha"] = {0.3};
+    EXPECT_ERROR_CONTAINS(parse_experiment(j, "e.json"), message);
+  };
+  bad({{"treshold", 0.9}}, "e.json: unknown key 'treshold'");
+  bad({{"threshold", 1.5}, {"arms", {"softmax"}}}, "e.json: 'threshold' 1.5 of arm 'softmax' is outside the range of msp ([0, 1])");
+  bad({{"threshold", 0.5}, {"arms", {"imagescore"}}}, "'threshold' 0.5 of arm 'imagescore' is outside the range of image_score ([-inf, 0])");
+  bad({{"threshold", "high"}}, "'threshold' must be a number or an object of numbers per arm");
+  bad({{"threshold", {{"softmax", 0.9}}}}, "'threshold' has no value for arm 'imagescore'");
+  bad({{"threshold", {{"trust", 0.9}}}, {"arms", {"softmax"}}}, "'threshold' names 'trust', which is not a selecting arm");
+  bad({{"threshold", 0.9}, {"flexmatch", true}, {"arms", {"energy"}}}, "'flexmatch' scales thresholds on probabilities; energy");
+  bad({{"flexmatch", true}}, "'flexmatch' needs a 'threshold'");
+  bad({{"flexmatch", "yes"}}, "'flexmatch' has the wrong type");
+  bad({{"curriculum", {0.4, 0.4}}, {"retrain_epochs", 2}}, "'curriculum' must grow: 0.4 follows 0.4");
+  bad({{"curriculum", {0.5, 1.5}}, {"retrain_epochs", 2}}, "every 'curriculum' share must be in (0, 1], got 1.5");
+  bad({{"curriculum", {0.5, 1.0}}, {"retrain_epochs", 5}},
+      "'curriculum' has 2 rounds of 'selection_interval' 1 epochs = 2 epochs, but 'retrain_epochs' is 5");
+  bad({{"curriculum", {0.5, 1.0}}, {"retrain_epochs", 2}, {"alpha", {0.3}}}, "'alpha' and 'curriculum' exclude each other");
+  bad({{"seeds", json::array()}}, "'seeds' is empty");
+  bad({{"seeds", {0, 1, 0}}}, "seed 0 is given twice in 'seeds'");
+  bad({{"seeds", {-1}}}, "'seeds' has the wrong type");
+  bad({{"pseudo_weight", 0}}, "'pseudo_weight' must be a number > 0");
+  bad({{"pseudo_batch_share", 1}}, "'pseudo_batch_share' must be in [0, 1)");
+  bad({{"pseudo_batch_share", 0.001}}, "'pseudo_batch_share' 0.001 gives 0 pseudo-labelled images in a batch of 128");
+  bad({{"validation_fraction", 1}}, "'validation_fraction' must be in [0, 1)");
+  bad({{"max_per_class", -3}}, "'max_per_class' has the wrong type");
+  EXPECT_ERROR_CONTAINS(with_seeds(paper, {1, 1}), "--seeds: seed 1 is given twice in 'seeds'");
+}
+
+TEST(Training, LossWeightsAndSoftTargets) {
+  auto source = testing::separable_source(3, 4, {1, 8, 8}, 3);
+  const Normalization norm{{0.f}, {1.f}};
+  BatchLoader loader(*source, norm, {});
+  Batch batch;
+  ASSERT_TRUE(loader.next(batch));
+  const std::size_t n = batch.size(), k = 3;
+  // The first step of equal fresh models, with equal dropout: only the targets differ.
+  auto first_loss = [&](const StepTargets& targets) {
+    auto model = create_model("small-cnn", source->shape(), source->class_names(), norm, 0);
+    auto session = model->start_training({});
+    session->begin_epoch(7);
+    const double loss = session->step(batch, targets).loss;
+    session->end_epoch();
+    return loss;
+  };
+  const double plain = first_loss({});
+  std::vector<float> twos(n, 2.0f), one_hot(n * k, 0.0f), uniform(n * k, 1.0f / 3);
+  for (std::size_t i = 0; i < n; ++i) one_hot[i * k + std::size_t(batch.labels[i])] = 1.0f;
+  EXPECT_NEAR(first_loss({twos.data(), nullptr}), 2 * plain, 1e-5);
+  EXPECT_NEAR(first_loss({nullptr, one_hot.data()}), plain, 1e-5);
+  // Weight 0 on every image but the first: the mean over the batch is its loss / n.
+  std::vector<float> first_only(n, 0.0f);
+  first_only[0] = 1.0f;
+  const double single = first_loss({first_only.data(), nullptr});
+  EXPECT_GT(single, 0);
+  EXPECT_LT(single, plain * double(n));
+  // A uniform target is the mean negative log-probability, not the label's.
+  EXPECT_NE(first_loss({nullptr, uniform.data()}), plain);
+}
+
+TEST(Training, MixedBatchesHoldTheirShareOfPseudoLabels) {
+  // 10 labelled, 3 pseudo-labelled, batches of 4 with share 0.5: 5 batches of 2 + 2.
+  const auto order = mixed_batch_order(10, 3, 4, 0.5, 11);
+  ASSERT_EQ(order.size(), 20u);
+  std::vector<int> used(13, 0);
+  for (std::size_t b = 0; b < 5; ++b)
+    for (std::size_t j = 0; j < 4; ++j) {
+      const auto position = order[b * 4 + j];
+      EXPECT_EQ(position >= 10, j >= 2) << "batch " << b;
+      ++used[position];
+    }
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(used[std::size_t(i)], 1);
+  for (int i = 10; i < 13; ++i) EXPECT_TRUE(used[std::size_t(i)] == 3 || used[std::size_t(i)] == 4);
+  EXPECT_EQ(mixed_batch_order(10, 3, 4, 0.5, 11), order);
+  EXPECT_NE(mixed_batch_order(10, 3, 4, 0.5, 12), order);
+  // 9 labelled with 3 per batch: the last batch has 0 left over, the order 3 batches.
+  EXPECT_EQ(mixed_batch_order(9, 2, 4, 0.25, 1).size(), 12u);
+  EXPECT_ERROR_CONTAINS(mixed_batch_order(9, 2, 4, 0.01, 1), "pseudo_batch_share");
+}
+
+TEST(Selftrain, SeedsRepeatTheRunAndResumeExactly) {
+  set_threads(1);
+  TempDir dir;
+  write_idx(dir.path(), "train", 20, 7);
+  write_idx(dir.path(), "t10k", 4, 8);
+  auto e = tiny_experiment(dir.path());
+  e.protocols = {Protocol::Joint};
+  e.arms = {Arm{"baseline"}, Arm{"softmax"}};
+  e = with_seeds(e, {0, 1});
+  SelftrainOptions o;
+  o.quiet = true;
+  o.threads = 1;
+  run_selftrain(e, dir.file("whole"), o);
+  // Killed in seed 0, at its end, and in seed 1 (each seed: 1 + 2 x 2 epochs).
+  for (int stop : {2, 3, 4}) {
+    o.stop_after_epochs = stop;
+    EXPECT_ERROR_CONTAINS(run_selftrain(e, dir.file("resumed"), o), "stopped after");
+  }
+  o.stop_after_epochs = 0;
+  run_selftrain(e, dir.file("resumed"), o);
+  EXPECT_EQ(read_file(dir.file("whole") + "/epochs.jsonl"), read_file(dir.file("resumed") + "/epochs.jsonl"));
+  // Each seed has its own split and records; the top file marks them.
+  EXPECT_NE(read_file(dir.file("whole") + "/seed-0/split.json"), read_file(dir.file("whole") + "/seed-1/split.json"));
+  const auto all = records(dir.file("whole"));
+  ASSERT_EQ(all.size(), 2u * (1 + 2 * 3));
+  EXPECT_EQ(all.front()["seed"], 0);
+  EXPECT_EQ(all.back()["seed"], 1);
+  // Other seeds in the same folder are refused, naming the key.
+  EXPECT_ERROR_CONTAINS(run_selftrain(with_seeds(e, {0, 2}), dir.file("whole"), o), "differs in 'seeds'");
+
+  // Over seeds: each arm's final test accuracy, and its paired difference to the baseline.
+  const auto files = write_selftrain_stats(dir.file("whole"), 1000, 0);
+  const auto& over = files.summary.at("over_seeds");
+  EXPECT_EQ(over.at("seeds"), nlohmann::json({0, 1}));
+  const auto& rows = over.at("rows");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0]["arm"], "baseline");
+  EXPECT_EQ(rows[1]["arm"], "softmax");
+  int wins = 0;
+  for (int s = 0; s < 2; ++s) {
+    double arm = 0, base = 0;
+    for (const auto& r : all)
+      if (r["seed"] == s && r["epoch"] == 2) (r["arm"] == "softmax" ? arm : base) = r["test_accuracy"].get<double>();
+    EXPECT_EQ(rows[1]["accuracy"][std::size_t(s)].get<double>(), arm);
+    EXPECT_EQ(rows[1]["difference"][std::size_t(s)].get<double>(), arm - base);
+    wins += arm > base;
+  }
+  EXPECT_EQ(rows[1]["wins"], wins);
+  EXPECT_LE(rows[1]["low"].get<double>(), rows[1]["mean_difference"].get<double>());
+  EXPECT_GE(rows[1]["high"].get<double>(), rows[1]["mean_difference"].get<double>());
+  EXPECT_NE(files.markdown.find("Seed 1: the paper's tables (epoch bootstrap)"), std::string::npos);
+  EXPECT_NE(files.markdown.find("95% interval over seeds"), std::string::npos);
+  set_threads(0);
+}
+
+TEST(Selftrain, CurriculumRoundsAddKnownCountsAndResumeExactly) {
+  set_threads(1);
+  TempDir dir;
+  write_idx(dir.path(), "train", 20, 9);
+  write_idx(dir.path(), "t10k", 4, 10);
+  // 200 images: 40 labelled (10 held out for validation, 30 trained on), a pool of 160.
+  const auto e = parse_experiment({{"data", "idx:" + dir.path()},
+                                   {"training_fraction", 0.2},
+                                   {"validation_fraction", 0.25},
+                                   {"base_epochs", 1},
+                                   {"retrain_epochs", 2},
+                                   {"batch_size", 8},
+                                   {"protocols", {"joint"}},
+                                   {"arms", {"softmax"}},
+                                   {"curriculum", {0.5, 1.0}},
+                                   {"reinitialise", true},
+                                   {"soft_targets", true},
+                                   {"pseudo_weight", 0.5},
+                                   {"pseudo_batch_share", 0.25}},
+                                  "curriculum");
+  SelftrainOptions o;
+  o.quiet = true;
+  o.threads = 1;
+  run_selftrain(e, dir.file("whole"), o);
+  o.stop_after_epochs = 2;
+  EXPECT_ERROR_CONTAINS(run_selftrain(e, dir.file("resumed"), o), "stopped after");
+  o.stop_after_epochs = 0;
+  run_selftrain(e, dir.file("resumed"), o);
+  EXPECT_EQ(read_file(dir.file("whole") + "/epochs.jsonl"), read_file(dir.file("resumed") + "/epochs.jsonl"));
+  std::vector<std::size_t> added;
+  for (const auto& r : records(dir.file("whole"))) {
+    EXPECT_TRUE(r.contains("validation_accuracy"));
+    if (r["protocol"] == "joint" && r["epoch"] > 0) added.push_back(r["added"].get<std::size_t>());
+  }
+  EXPECT_EQ(added, (std::vector<std::size_t>{80, 160}));  // half the pool, then all of it
+  // The soft targets are the selecting model's probabilities, one row per added image.
+  const auto state = nlohmann::json::parse(read_file(dir.file("whole") + "/runs/joint/softmax/state.json"));
+  const auto soft = state["selection"]["soft"].get<std::vector<float>>();
+  ASSERT_EQ(soft.size(), 160u * 10);
+  for (std::size_t i = 0; i < 160; ++i) {
+    double sum = 0;
+    for (std::size_t k = 0; k < 10; ++k) sum += soft[i * 10 + k];
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+  }
+  // 30 images trained on, 10 validated on, none of them in the pool.
+  const auto split = nlohmann::json::parse(read_file(dir.file("whole") + "/split.json"));
+  EXPECT_EQ(split["training"].size(), 40u);
+  set_threads(0);
+}
+
+TEST(Selftrain, ThresholdAndCapBoundWhatIsAdded) {
+  TempDir dir;
+  write_idx(dir.path(), "train", 20, 11);
+  write_idx(dir.path(), "t10k", 4, 12);
+  auto run = [&](const nlohmann::json& extra, const std::string& name) {
+    nlohmann::json j = {{"data", "idx:" + dir.path()}, {"training_fraction", 0.2}, {"base_epochs", 2},
+                        {"retrain_epochs", 1},           {"batch_size", 8},         {"protocols", {"joint"}},
+                        {"arms", {"softmax"}}};
+    j.update(extra);
+    SelftrainOptions o;
+    o.quiet = true;
+    run_selftrain(parse_experiment(j, name), dir.file(name), o);
+    return nlohmann::json::parse(read_file(dir.file(name) + "/runs/joint/softmax/state.json"))["selection"];
+  };
+  // Every candidate (threshold 0), at most 3 per class.
+  const auto capped = run({{"threshold", 0.0}, {"max_per_class", 3}}, "capped");
+  std::map<int, int> per_class;
+  for (int label : capped["labels"].get<std::vector<int>>()) ++per_class[label];
+  EXPECT_FALSE(per_class.empty());
+  for (const auto& [label, count] : per_class) EXPECT_LE(count, 3) << "class " << label;
+  // A threshold of 1 keeps only certain candidates: fewer than the whole pool.
+  const auto all = run({{"threshold", 0.0}}, "all");
+  EXPECT_EQ(all["ids"].size(), 160u);
+  const auto strict = run({{"threshold", 1.0}}, "strict");
+  EXPECT_LT(strict["ids"].size(), 160u);
 }
 
 }  // namespace

@@ -23,6 +23,23 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& net, 
   fail_option("optimizer", "unknown optimizer");
 }
 
+// mean_i w_i CE_i, with CE_i = -sum_k q_ik log p_ik (q: the soft row, or the label's one-hot).
+torch::Tensor weighted_loss(const torch::Tensor& logits, const torch::Tensor& labels, std::size_t n,
+                            const StepTargets& targets, const torch::Device& device) {
+  const auto rows = int64_t(n), classes = logits.size(1);
+  auto log_p = torch::log_softmax(logits, 1);
+  torch::Tensor per_image;
+  if (targets.soft) {
+    auto q = detail::to_device(torch::from_blob(const_cast<float*>(targets.soft), {rows, classes}, torch::kFloat32), device);
+    per_image = -(q * log_p).sum(1);
+  } else {
+    per_image = -log_p.gather(1, labels.unsqueeze(1)).squeeze(1);
+  }
+  if (targets.weights)
+    per_image = per_image * detail::to_device(torch::from_blob(const_cast<float*>(targets.weights), {rows}, torch::kFloat32), device);
+  return per_image.mean();
+}
+
 class BuiltinTrainingSession : public TrainingSession {
  public:
   BuiltinTrainingSession(detail::BuiltinModel& model, const OptimizerOptions& options)
@@ -33,7 +50,7 @@ class BuiltinTrainingSession : public TrainingSession {
     model_.net().train();
   }
 
-  TrainingStep step(const Batch& batch) override {
+  TrainingStep step(const Batch& batch, const StepTargets& targets) override {
     const auto& device = model_.torch_device();
     auto x = detail::to_device(detail::batch_tensor(batch), device);
     auto y = detail::to_device(torch::from_blob(const_cast<std::int64_t*>(batch.labels.data()), {int64_t(batch.size())},
@@ -41,7 +58,8 @@ class BuiltinTrainingSession : public TrainingSession {
                                device);
     optimizer_->zero_grad();
     auto logits = model_.net().forward(x, nullptr);
-    auto loss = torch::nn::functional::cross_entropy(logits, y);
+    auto loss = targets.weights || targets.soft ? weighted_loss(logits, y, batch.size(), targets, device)
+                                               : torch::nn::functional::cross_entropy(logits, y);
     loss.backward();
     optimizer_->step();
     TrainingStep result;

@@ -2,11 +2,13 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <set>
 #include <type_traits>
 
 #include "imagescore/core/error.hpp"
+#include "imagescore/core/text.hpp"
 #include "imagescore/core/json.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/score/scores_table.hpp"
@@ -21,7 +23,8 @@ const std::set<std::string> kKeys = {
     "retrain_epochs", "selection_interval", "optimizer", "lr",       "momentum", "weight_decay",
     "batch_size", "augment",           "seed",           "arms",       "alpha",    "protocols",
     "classes",   "rho",               "norm",           "scale",      "taps",     "overlap",
-    "floor",     "keep_checkpoints_every", "eval_batch_size"};
+    "floor",     "keep_checkpoints_every", "eval_batch_size", "validation_fraction", "seeds", "curriculum",
+    "threshold", "flexmatch", "max_per_class", "reinitialise", "pseudo_weight", "pseudo_batch_share", "soft_targets"};
 
 template <typename T>
 T get(const nlohmann::json& j, const char* key, const T& fallback, const std::string& where) {
@@ -31,7 +34,90 @@ T get(const nlohmann::json& j, const char* key, const T& fallback, const std::st
   return j.at(key).get<T>();
 }
 
+// The pseudo-labelling keys (PseudoLabelling), checked against the arms and the batch size.
+void parse_pseudo_labelling(const nlohmann::json& j, Experiment& e, const std::string& where) {
+  PseudoLabelling& p = e.pseudo;
+  p.curriculum = get(j, "curriculum", p.curriculum, where);
+  p.flexmatch = get(j, "flexmatch", p.flexmatch, where);
+  p.max_per_class = get(j, "max_per_class", p.max_per_class, where);
+  p.reinitialise = get(j, "reinitialise", p.reinitialise, where);
+  p.weight = get(j, "pseudo_weight", p.weight, where);
+  p.batch_share = get(j, "pseudo_batch_share", p.batch_share, where);
+  p.soft_targets = get(j, "soft_targets", p.soft_targets, where);
+
+  std::vector<const Arm*> selecting;
+  for (const Arm& arm : e.arms)
+    if (!arm.column().empty()) selecting.push_back(&arm);
+  if (j.contains("threshold")) {
+    const auto& t = j.at("threshold");
+    if (t.is_number()) {
+      for (const Arm* arm : selecting) p.threshold[arm->name] = t.get<double>();
+    } else if (t.is_object()) {
+      for (const auto& item : t.items()) {
+        if (std::none_of(selecting.begin(), selecting.end(), [&](const Arm* a) { return a->name == item.key(); }))
+          fail(where, "'threshold' names '" + item.key() + "', which is not a selecting arm of 'arms'");
+        if (!item.value().is_number()) fail(where, "'threshold' of '" + item.key() + "' must be a number");
+        p.threshold[item.key()] = item.value().get<double>();
+      }
+      for (const Arm* arm : selecting)
+        if (!p.threshold.count(arm->name)) fail(where, "'threshold' has no value for arm '" + arm->name + "'");
+    } else {
+      fail(where, "'threshold' must be a number or an object of numbers per arm (" + t.dump() + ")");
+    }
+  }
+  for (const auto& [arm_name, value] : p.threshold) {
+    const std::string column = Arm{arm_name}.column();
+    ScoreRange range = column_range(column);
+    if (column == "image_score" && e.image_score.overlap == Overlap::Literal) range.highest = std::numeric_limits<double>::infinity();
+    if (!range.contains(value))
+      fail(where, "'threshold' " + format_double(value) + " of arm '" + arm_name + "' is outside the range of " + column +
+                      " ([" + format_double(range.lowest) + ", " + format_double(range.highest) + "])");
+    if (p.flexmatch && !(range.lowest >= 0 && range.highest <= 1))
+      fail(where, "'flexmatch' scales thresholds on probabilities; " + column + " (arm '" + arm_name +
+                      "') is not in [0, 1]");
+  }
+  if (p.flexmatch && (p.threshold.empty() && !selecting.empty()))
+    fail(where, "'flexmatch' needs a 'threshold' (its tau, e.g. 0.95)");
+
+  if (!p.curriculum.empty()) {
+    if (j.contains("alpha")) fail(where, "'alpha' and 'curriculum' exclude each other (a curriculum ranks the whole pool)");
+    for (std::size_t r = 0; r < p.curriculum.size(); ++r) {
+      const double share = p.curriculum[r];
+      if (!(share > 0 && share <= 1)) fail(where, "every 'curriculum' share must be in (0, 1], got " + format_double(share));
+      if (r > 0 && !(share > p.curriculum[r - 1]))
+        fail(where, "'curriculum' must grow: " + format_double(share) + " follows " + format_double(p.curriculum[r - 1]));
+    }
+    const auto needed = std::size_t(e.selection_interval) * p.curriculum.size();
+    if (std::size_t(e.retrain_epochs) != needed)
+      fail(where, "'curriculum' has " + std::to_string(p.curriculum.size()) + " rounds of 'selection_interval' " +
+                      std::to_string(e.selection_interval) + " epochs = " + std::to_string(needed) +
+                      " epochs, but 'retrain_epochs' is " + std::to_string(e.retrain_epochs));
+  }
+  if (!(p.weight > 0 && std::isfinite(p.weight))) fail(where, "'pseudo_weight' must be a number > 0");
+  if (!(p.batch_share >= 0 && p.batch_share < 1)) fail(where, "'pseudo_batch_share' must be in [0, 1)");
+  if (p.batch_share > 0) {
+    const auto pseudo = std::size_t(std::llround(p.batch_share * double(e.train.batch_size)));
+    if (pseudo == 0 || pseudo >= e.train.batch_size)
+      fail(where, "'pseudo_batch_share' " + format_double(p.batch_share) + " gives " + std::to_string(pseudo) +
+                      " pseudo-labelled images in a batch of " + std::to_string(e.train.batch_size) +
+                      " (each batch needs both kinds)");
+  }
+}
+
 }  // namespace
+
+bool PseudoLabelling::paper() const {
+  return curriculum.empty() && threshold.empty() && !flexmatch && max_per_class == 0 && !reinitialise && weight == 1 &&
+         batch_share == 0 && !soft_targets;
+}
+
+Experiment Experiment::for_seed(std::uint64_t seed) const {
+  Experiment e = *this;
+  e.seeds.clear();
+  e.split_seed += seed;
+  e.train.seed += seed;
+  return e;
+}
 
 bool Experiment::runs(Protocol protocol) const {
   return std::find(protocols.begin(), protocols.end(), protocol) != protocols.end();
@@ -45,7 +131,7 @@ nlohmann::json Experiment::to_json() const {
   std::vector<std::string> arm_names, protocol_names;
   for (const auto& arm : arms) arm_names.push_back(arm.name);
   for (Protocol p : protocols) protocol_names.push_back(to_string(p));
-  return {{"data", data},
+  nlohmann::json j = {{"data", data},
           {"training_fraction", training_fraction},
           {"split_seed", split_seed},
           {"pool_limit", pool_limit},
@@ -72,6 +158,22 @@ nlohmann::json Experiment::to_json() const {
           {"floor", image_score.floor},
           {"keep_checkpoints_every", keep_checkpoints_every},
           {"eval_batch_size", eval_batch_size}};
+  // Keys added after 1.0 appear only when set, so that earlier run folders still resume.
+  if (validation_fraction > 0) j["validation_fraction"] = validation_fraction;
+  if (!seeds.empty()) j["seeds"] = seeds;
+  const PseudoLabelling& p = pseudo;
+  if (!p.curriculum.empty()) {
+    j["curriculum"] = p.curriculum;
+    j.erase("alpha");
+  }
+  if (!p.threshold.empty()) j["threshold"] = p.threshold;
+  if (p.flexmatch) j["flexmatch"] = true;
+  if (p.max_per_class > 0) j["max_per_class"] = p.max_per_class;
+  if (p.reinitialise) j["reinitialise"] = true;
+  if (p.weight != 1) j["pseudo_weight"] = p.weight;
+  if (p.batch_share > 0) j["pseudo_batch_share"] = p.batch_share;
+  if (p.soft_targets) j["soft_targets"] = true;
+  return j;
 }
 
 Experiment parse_experiment(const nlohmann::json& j, const std::string& where) {
@@ -82,6 +184,8 @@ Experiment parse_experiment(const nlohmann::json& j, const std::string& where) {
   e.data = get(j, "data", e.data, where);
   e.training_fraction = get(j, "training_fraction", e.training_fraction, where);
   e.split_seed = get(j, "split_seed", e.split_seed, where);
+  e.validation_fraction = get(j, "validation_fraction", e.validation_fraction, where);
+  e.seeds = get(j, "seeds", e.seeds, where);
   e.pool_limit = get(j, "pool_limit", e.pool_limit, where);
   e.model = get(j, "model", e.model, where);
   e.base_epochs = get(j, "base_epochs", e.base_epochs, where);
@@ -136,12 +240,30 @@ Experiment parse_experiment(const nlohmann::json& j, const std::string& where) {
     if (!(a >= 0 && a <= 1)) fail(where, "every 'alpha' must be in [0, 1]");
   for (int c : e.classes)
     if (c < 0) fail(where, "'classes' must be class ids >= 0");
-  if (e.alpha.empty()) fail(where, "'alpha' is required (one share per class, or one for all)");
+  if (!(e.validation_fraction >= 0 && e.validation_fraction < 1)) fail(where, "'validation_fraction' must be in [0, 1)");
+  if (j.contains("seeds") && e.seeds.empty()) fail(where, "'seeds' is empty (leave it out for one run)");
+  for (std::size_t i = 0; i < e.seeds.size(); ++i)
+    if (std::count(e.seeds.begin(), e.seeds.end(), e.seeds[i]) > 1)
+      fail(where, "seed " + std::to_string(e.seeds[i]) + " is given twice in 'seeds'");
+  try {
+    parse_pseudo_labelling(j, e, where);
+  } catch (const OptionError& err) {
+    fail(where, "'" + err.field() + "': " + err.problem());
+  }
+  if (!e.pseudo.curriculum.empty()) e.alpha = {1.0};  // unused: the curriculum ranks the whole pool
+  if (e.alpha.empty() && !e.pseudo.threshold.empty()) e.alpha = {1.0};  // a threshold alone
+  if (e.alpha.empty()) fail(where, "'alpha' is required (one share per class, or one for all), unless a 'threshold' or 'curriculum' is given");
   return e;
 }
 
 Experiment load_experiment(const std::string& path) {
   return parse_experiment(read_json_file(path, 1 << 20), path);
+}
+
+Experiment with_seeds(const Experiment& experiment, const std::vector<std::uint64_t>& seeds) {
+  nlohmann::json j = experiment.to_json();
+  j["seeds"] = seeds;
+  return parse_experiment(j, "--seeds");
 }
 
 const std::vector<std::string>& preset_names() {

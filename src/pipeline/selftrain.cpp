@@ -7,13 +7,18 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <type_traits>
 #include <filesystem>
+#include <optional>
+#include <set>
 
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/core/json.hpp"
 #include "imagescore/core/random.hpp"
+#include "imagescore/core/text.hpp"
 #include "imagescore/data/split.hpp"
 #include "imagescore/select/select.hpp"
 
@@ -23,11 +28,13 @@ namespace {
 
 using json = nlohmann::json;
 
-// A pseudo-labelled selection from the additional pool: positions in the training set.
+// A pseudo-labelled selection from the additional pool: positions in the training set,
+// and with soft targets the selecting model's probabilities (ids x classes).
 struct Selection {
   std::vector<std::size_t> ids;
   std::vector<int> labels;
   std::size_t correct = 0;
+  std::vector<float> soft;
 };
 
 // One training run: the base run, or an arm's retraining run under a protocol (for one
@@ -56,7 +63,7 @@ struct Context {
   std::string dir;
   SelftrainOptions o;
   std::unique_ptr<ImageSource> train_all, test;
-  std::unique_ptr<ImageSource> training, pool;
+  std::unique_ptr<ImageSource> training, pool, validation;  // validation: null when none
   std::size_t num_classes = 0;
   std::vector<double> alpha;  // one per class
   std::vector<Run> runs;      // in training order, the base run first
@@ -87,6 +94,7 @@ RunState read_state(const std::string& path) {
     state.selection.labels = json_field<std::vector<int>>(s, "labels", where);
     state.selection.correct = json_field<std::size_t>(s, "correct", where);
     if (state.selection.ids.size() != state.selection.labels.size()) fail(where, "'ids' and 'labels' differ in length");
+    state.selection.soft = json_field_or<std::vector<float>>(s, "soft", {}, where);
   }
   return state;
 }
@@ -95,9 +103,9 @@ void write_state(const std::string& path, const RunState& state) {
   json records = json::array();
   for (const auto& r : state.records) records.push_back(r.to_json());
   const auto& s = state.selection;
-  const json j = {{"epoch", state.epoch},
-                  {"records", records},
-                  {"selection", {{"ids", s.ids}, {"labels", s.labels}, {"correct", s.correct}}}};
+  json selection = {{"ids", s.ids}, {"labels", s.labels}, {"correct", s.correct}};
+  if (!s.soft.empty()) selection["soft"] = s.soft;
+  const json j = {{"epoch", state.epoch}, {"records", records}, {"selection", selection}};
   write_file_atomic(path, j.dump() + "\n");
 }
 
@@ -110,6 +118,7 @@ EpochRecord evaluation_record(Context& c, Model& model, const Run& run, int epoc
   r.epoch = epoch;
   r.test_accuracy = ev.accuracy;
   r.per_class_accuracy = ev.per_class_accuracy;
+  if (c.validation) r.validation_accuracy = evaluate(model, *c.validation, c.e.eval_batch_size, c.o.threads, true).accuracy;
   if (added) {
     r.added = added->ids.size();
     r.added_correct = added->correct;
@@ -117,7 +126,9 @@ EpochRecord evaluation_record(Context& c, Model& model, const Run& run, int epoc
   return r;
 }
 
-Selection select_pseudo_labels(Context& c, Model& model, const Run& run) {
+// The arm's pseudo-labels for a round (0-based): the pool scored by this round's model,
+// chosen by the experiment's rule (select layer), with their probabilities for soft targets.
+Selection choose_pseudo_labels(Context& c, Model& model, const Run& run, int round) {
   const std::string column = run.arm.column();
   const ScoreInfo* score = score_of_column(column);
   if (!score) fail_option("arms", "'" + run.arm.name + "' is not a score column");
@@ -153,17 +164,31 @@ Selection select_pseudo_labels(Context& c, Model& model, const Run& run) {
   }
   table.value_columns = score_value_columns(reference, model, so);
   score_images(model, reference, *c.pool, so, collect);
-  SelectOptions sel;
-  sel.rule = SelectOptions::Rule::Alpha;
-  sel.alpha = c.alpha;
+  const auto& p = c.e.pseudo;
+  PseudoLabelRule rule;
+  rule.alpha = c.alpha;
+  if (!p.curriculum.empty()) rule.share = p.curriculum[std::size_t(round)];
+  if (p.threshold.count(run.arm.name)) rule.threshold = p.threshold.at(run.arm.name);
+  rule.flexmatch = p.flexmatch;
+  rule.max_per_class = p.max_per_class;
+  const auto scores = table.values(column);
+  std::vector<int> pred;
+  std::vector<std::size_t> ids;
+  for (const auto& row : table.rows) {
+    if (!std::isfinite(row.values[table.column(column)]))
+      fail(table.path, "image " + std::to_string(row.id) + " has a non-finite " + column);
+    pred.push_back(row.pred);
+    ids.push_back(row.id);
+  }
   Selection s;
-  for (auto row_index : select_rows(table, column, sel, c.num_classes)) {
+  for (auto row_index : select_pseudo_labels(scores, pred, ids, rule, c.num_classes)) {
     const auto& row = table.rows[row_index];
     if (run.class_id >= 0 && row.pred != run.class_id) continue;  // per-class protocol: only class-c candidates
     s.ids.push_back(row.id);
     s.labels.push_back(row.pred);
     s.correct += row.label == row.pred;
   }
+  if (p.soft_targets) s.soft = predict_probabilities(model, *subset(*c.train_all, s.ids), c.e.eval_batch_size, c.o.threads);
   return s;
 }
 
@@ -177,25 +202,64 @@ void write_epochs_file(const Context& c) {
   write_file_atomic(c.dir + "/epochs.jsonl", epoch_records_jsonl(records));
 }
 
-// The model a run resumes from: its last checkpoint, the one it starts from, or a fresh one.
-std::unique_ptr<TrainableModel> starting_model(const Context& c, const Run& run, int done) {
-  if (done > 0) return load_trainable_model(checkpoint(run.dir, done));
-  if (!run.start_model.empty()) return load_trainable_model(run.start_model);
+// The base run's initial model (the experiment's seed).
+std::unique_ptr<TrainableModel> fresh_model(const Context& c) {
   return create_model(c.e.model, c.training->shape(), c.train_all->class_names(),
                       compute_normalization(*c.training, c.o.threads), c.e.train.seed);
 }
 
-// The labelled part with its labels, plus the selection with its pseudo-labels.
-std::unique_ptr<ImageSource> training_set(const Context& c, const Selection& selection) {
-  std::vector<std::size_t> ids(c.training->size());
-  std::vector<int> labels(c.training->size());
+// The model a run resumes from: its last checkpoint, the one it starts from, or a fresh one.
+std::unique_ptr<TrainableModel> starting_model(const Context& c, const Run& run, int done) {
+  if (done > 0) return load_trainable_model(checkpoint(run.dir, done));
+  if (!run.start_model.empty()) return load_trainable_model(run.start_model);
+  return fresh_model(c);
+}
+
+// What one epoch trains on: the labelled part with its labels plus the selection with its
+// pseudo-labels, and how (EpochTargets: the pseudo-labels' weight and soft targets).
+struct EpochData {
+  std::unique_ptr<ImageSource> source;
+  EpochTargets targets;
+};
+
+EpochData epoch_data(const Context& c, const Selection& selection, int data_epoch) {
+  const std::size_t labelled = c.training->size(), k = c.num_classes;
+  std::vector<std::size_t> ids(labelled);
+  std::vector<int> labels(labelled);
   for (std::size_t i = 0; i < ids.size(); ++i) {
     ids[i] = c.training->id(i);
     labels[i] = c.training->label(i);
   }
   ids.insert(ids.end(), selection.ids.begin(), selection.ids.end());
   labels.insert(labels.end(), selection.labels.begin(), selection.labels.end());
-  return relabel(*c.train_all, std::move(ids), std::move(labels));
+  const auto& p = c.e.pseudo;
+  EpochData d;
+  if (p.weight != 1) {
+    d.targets.weights.assign(labelled, 1.0f);
+    d.targets.weights.resize(ids.size(), float(p.weight));
+  }
+  if (p.soft_targets && !selection.ids.empty()) {
+    d.targets.soft.assign(labelled * k, 0.0f);
+    for (std::size_t i = 0; i < labelled; ++i) d.targets.soft[i * k + std::size_t(labels[i])] = 1.0f;
+    d.targets.soft.insert(d.targets.soft.end(), selection.soft.begin(), selection.soft.end());
+  }
+  if (p.batch_share > 0 && !selection.ids.empty()) {
+    const auto order = mixed_batch_order(labelled, selection.ids.size(), c.e.train.batch_size, p.batch_share,
+                                   c.e.train.seed * 1000003ULL + std::uint64_t(data_epoch));
+    auto pick = [&](const auto& values, std::size_t width) {
+      std::decay_t<decltype(values)> picked;
+      if (values.empty()) return picked;
+      for (auto i : order) picked.insert(picked.end(), values.begin() + std::ptrdiff_t(i * width), values.begin() + std::ptrdiff_t((i + 1) * width));
+      return picked;
+    };
+    ids = pick(ids, 1);
+    labels = pick(labels, 1);
+    d.targets.weights = pick(d.targets.weights, 1);
+    d.targets.soft = pick(d.targets.soft, k);
+    d.targets.keep_order = true;
+  }
+  d.source = relabel(*c.train_all, std::move(ids), std::move(labels));
+  return d;
 }
 
 // Trains one run epoch by epoch, resuming from its state.json when present.
@@ -209,8 +273,8 @@ void execute_run(Context& c, const Run& run) {
   TrainOptions to = c.e.train;
   to.threads = c.o.threads;
   to.quiet = c.o.quiet;
-  Trainer trainer(*model, to);
-  if (state.epoch > 0) trainer.load_state(optimizer_state(run.dir, state.epoch));
+  auto trainer = std::make_unique<Trainer>(*model, to);
+  if (state.epoch > 0) trainer->load_state(optimizer_state(run.dir, state.epoch));
   // Every retraining curve starts at the base model.
   if (state.epoch == 0 && run.protocol != Protocol::Base) state.records.push_back(evaluation_record(c, *model, run, 0, nullptr));
 
@@ -218,14 +282,23 @@ void execute_run(Context& c, const Run& run) {
     if (!c.o.quiet)
       std::fprintf(stderr, "== %s %s%s: epoch %d/%d\n", to_string(run.protocol).c_str(), run.arm.name.c_str(),
                    run.class_id >= 0 ? (" class " + std::to_string(run.class_id)).c_str() : "", epoch, run.epochs);
-    if (run.selects() && (epoch - 1) % c.e.selection_interval == 0) state.selection = select_pseudo_labels(c, *model, run);
-    trainer.train_epoch(*training_set(c, state.selection), run.seed_offset + epoch);
+    if (run.selects() && (epoch - 1) % c.e.selection_interval == 0) {
+      state.selection = choose_pseudo_labels(c, *model, run, (epoch - 1) / c.e.selection_interval);
+      // Curriculum labelling's rounds start from the initial weights (the base model's
+      // initialisation), with a fresh optimizer; only the selection carries over.
+      if (c.e.pseudo.reinitialise) {
+        model = fresh_model(c);
+        trainer = std::make_unique<Trainer>(*model, to);
+      }
+    }
+    const auto data = epoch_data(c, state.selection, run.seed_offset + epoch);
+    trainer->train_epoch(*data.source, run.seed_offset + epoch, data.targets);
     state.records.push_back(evaluation_record(c, *model, run, epoch, run.selects() ? &state.selection : nullptr));
 
     // Checkpoint, then the state that points at it: a kill between the two leaves the
     // previous state, whose checkpoint is still there.
     save_model(*model, checkpoint(run.dir, epoch));
-    trainer.save_state(optimizer_state(run.dir, epoch));
+    trainer->save_state(optimizer_state(run.dir, epoch));
     state.epoch = epoch;
     write_state(state_path, state);
     const int keep = c.e.keep_checkpoints_every;
@@ -244,8 +317,16 @@ void claim_folder(const Experiment& experiment, const std::string& out_dir) {
   const std::string config_path = out_dir + "/experiment.json";
   const json config = experiment.to_json();
   if (fs::exists(config_path)) {
-    if (read_json_file(config_path) != config)
-      fail(config_path, "the folder holds another experiment (use a new output folder)");
+    const json stored = read_json_file(config_path);
+    if (stored != config) {
+      std::string keys;
+      for (const auto& item : config.items())
+        if (!stored.contains(item.key()) || stored.at(item.key()) != item.value()) keys += (keys.empty() ? "'" : ", '") + item.key() + "'";
+      if (stored.is_object())
+        for (const auto& item : stored.items())
+          if (!config.contains(item.key())) keys += (keys.empty() ? "'" : ", '") + item.key() + "'";
+      fail(config_path, "the folder holds another experiment (it differs in " + keys + "; use a new output folder)");
+    }
   } else {
     write_file_atomic(config_path, config.dump(2) + "\n");
   }
@@ -271,7 +352,23 @@ void open_parts(Context& c) {
     std::sort(chosen.begin(), chosen.end());
     pool = chosen;
   }
-  c.training = subset(*c.train_all, split.training);
+  std::vector<std::size_t> training = split.training;
+  if (e.validation_fraction > 0) {
+    // Per class and seeded like the split itself, from the labelled part only.
+    auto labelled = subset(*c.train_all, training);
+    const DataSplit held = make_split(*labelled, 1 - e.validation_fraction, e.split_seed + 1);
+    std::vector<std::size_t> validation;
+    for (auto i : held.additional) validation.push_back(training[i]);
+    std::vector<std::size_t> kept;
+    for (auto i : held.training) kept.push_back(training[i]);
+    if (validation.empty() || kept.empty())
+      fail(c.dir + "/experiment.json", "'validation_fraction' " + format_double(e.validation_fraction) + " leaves " +
+                                           std::to_string(kept.size()) + " images to train on and " +
+                                           std::to_string(validation.size()) + " to validate on");
+    c.validation = subset(*c.train_all, validation);
+    training = kept;
+  }
+  c.training = subset(*c.train_all, training);
   c.pool = subset(*c.train_all, pool);
 }
 
@@ -309,9 +406,9 @@ std::vector<Run> plan_runs(const Experiment& e, const std::string& out_dir, std:
   return runs;
 }
 
-}  // namespace
 
-void run_selftrain(const Experiment& experiment, const std::string& out_dir, const SelftrainOptions& options) {
+// One repeat: the whole experiment in its folder. Returns the epochs it trained.
+int run_one_seed(const Experiment& experiment, const std::string& out_dir, const SelftrainOptions& options) {
   claim_folder(experiment, out_dir);
   const std::string config_path = out_dir + "/experiment.json";
   Context c;
@@ -334,18 +431,89 @@ void run_selftrain(const Experiment& experiment, const std::string& out_dir, con
   open_parts(c);
   c.runs = plan_runs(experiment, out_dir, c.num_classes);
   for (const Run& run : c.runs) execute_run(c, run);
+  return c.trained_this_session;
 }
 
-SelftrainStats write_selftrain_stats(const std::string& run_dir, std::size_t resamples, std::uint64_t seed) {
+std::string seed_folder(const std::string& out_dir, std::uint64_t seed) { return out_dir + "/seed-" + std::to_string(seed); }
+
+// The records of every finished or started repeat, each marked with its seed.
+void write_seeds_epochs_file(const Experiment& experiment, const std::string& out_dir) {
+  std::vector<EpochRecord> all;
+  for (auto seed : experiment.seeds) {
+    const std::string path = seed_folder(out_dir, seed) + "/epochs.jsonl";
+    if (!fs::exists(path)) continue;
+    for (auto record : read_epoch_records(path)) {
+      record.seed = seed;
+      all.push_back(record);
+    }
+  }
+  write_file_atomic(out_dir + "/epochs.jsonl", epoch_records_jsonl(all));
+}
+
+}  // namespace
+
+void run_selftrain(const Experiment& experiment, const std::string& out_dir, const SelftrainOptions& options) {
+  if (experiment.seeds.empty()) {
+    run_one_seed(experiment, out_dir, options);
+    return;
+  }
+  claim_folder(experiment, out_dir);
+  write_file_atomic(out_dir + "/classes.json", json(open_data(experiment.data, SplitName::Train)->class_names()).dump() + "\n");
+  SelftrainOptions remaining = options;
+  for (auto seed : experiment.seeds) {
+    try {
+      remaining.stop_after_epochs -= run_one_seed(experiment.for_seed(seed), seed_folder(out_dir, seed), remaining);
+    } catch (const Stopped&) {
+      write_seeds_epochs_file(experiment, out_dir);
+      throw;
+    }
+    write_seeds_epochs_file(experiment, out_dir);
+  }
+}
+
+SelftrainStatsFiles write_selftrain_stats(const std::string& run_dir, std::size_t resamples, std::uint64_t seed) {
   const std::string path = run_dir + "/epochs.jsonl";
   const auto records = read_epoch_records(path);
   std::size_t num_classes = 0;
-  for (const auto& r : records) num_classes = std::max(num_classes, r.per_class_accuracy.size());
-  auto stats = selftrain_stats(records, read_run_classes(run_dir, num_classes), resamples, seed, path);
-  write_file_atomic(run_dir + "/stats.md", stats.markdown());
-  write_file_atomic(run_dir + "/stats.csv", stats.csv());
-  write_file_atomic(run_dir + "/stats.json", stats.to_json().dump(2) + "\n");
-  return stats;
+  std::set<std::uint64_t> seeds;
+  for (const auto& r : records) {
+    num_classes = std::max(num_classes, r.per_class_accuracy.size());
+    seeds.insert(r.seed.value_or(0));
+  }
+  const auto classes = read_run_classes(run_dir, num_classes);
+  // The paper's epoch bootstrap, per seed; the first seed's tables lead stats.json.
+  json per_seed = json::array();
+  std::string markdown;
+  std::optional<SelftrainStats> first;
+  for (auto s : seeds) {
+    std::vector<EpochRecord> own;
+    for (const auto& r : records)
+      if (r.seed.value_or(0) == s) own.push_back(r);
+    auto stats = selftrain_stats(own, classes, resamples, seed, path);
+    if (seeds.size() > 1) {
+      json j = stats.to_json();
+      j["run_seed"] = s;
+      per_seed.push_back(j);
+      markdown += "## Seed " + std::to_string(s) + ": the paper's tables (epoch bootstrap)\n\n" + stats.markdown();
+    } else {
+      markdown += "## The paper's tables (epoch bootstrap)\n\n" + stats.markdown();
+    }
+    if (!first) first = stats;
+  }
+  json summary = first->to_json();
+  if (seeds.size() > 1) summary["per_seed"] = per_seed;
+  // Over seeds (a baseline is needed); a single run also gets its final accuracies per arm.
+  bool has_baseline = std::any_of(records.begin(), records.end(), [](const EpochRecord& r) { return r.arm == "baseline"; });
+  if (has_baseline) {
+    const auto over = seed_stats(records, resamples, seed, path);
+    summary["over_seeds"] = over.to_json();
+    markdown = over.markdown() + markdown;
+    write_file_atomic(run_dir + "/stats-seeds.csv", over.csv());
+  }
+  write_file_atomic(run_dir + "/stats.md", markdown);
+  write_file_atomic(run_dir + "/stats.csv", first->csv());
+  write_file_atomic(run_dir + "/stats.json", summary.dump(2) + "\n");
+  return {*first, summary, markdown};
 }
 
 }  // namespace imagescore

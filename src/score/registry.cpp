@@ -1,6 +1,8 @@
 #include "imagescore/score/registry.hpp"
 
 #include <algorithm>
+#include <limits>
+#include <map>
 
 #include "imagescore/core/error.hpp"
 
@@ -54,6 +56,19 @@ std::vector<std::string> all_score_columns() {
   std::vector<std::string> columns;
   for (const auto& info : score_registry()) columns.insert(columns.end(), info.columns.begin(), info.columns.end());
   return columns;
+}
+
+ScoreRange column_range(const std::string& column) {
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  static const std::map<std::string, ScoreRange> ranges = {
+      {"image_score", {-inf, 0}},  {"msp", {0, 1}},        {"margin", {0, 1}},
+      {"neg_entropy", {-inf, 0}},  {"energy", {-inf, inf}}, {"max_logit", {-inf, inf}},
+      {"doctor", {0, 1}},          {"knn", {-2, 0}},        {"trust", {0, inf}},
+      {"mahalanobis", {-inf, 0}},  {"rel_mahalanobis", {-inf, inf}}, {"nac", {0, 1}},
+      {"mc_dropout", {0, 1}},      {"mc_dropout_certainty", {-0.5, 0}}, {"tta", {0, 1}}};
+  const auto it = ranges.find(column);
+  if (it == ranges.end()) fail_option("scores", "unknown score column '" + column + "'");
+  return it->second;
 }
 
 std::vector<std::string> canonical_score_names(const std::vector<std::string>& names) {

@@ -103,6 +103,58 @@ std::vector<std::size_t> select_positions(const std::vector<double>& score, cons
   return selected;
 }
 
+std::vector<double> flexmatch_thresholds(const std::vector<double>& score, const std::vector<int>& pred, double tau,
+                                         std::size_t num_classes) {
+  check_class_count(num_classes);
+  if (!(tau >= 0 && tau <= 1)) fail_option("threshold", "FlexMatch needs a threshold in [0, 1], got " + format_double(tau));
+  std::vector<double> sigma(num_classes, 0.0);
+  double unused = 0;
+  for (std::size_t i = 0; i < score.size(); ++i) {
+    if (score[i] > tau)
+      sigma[std::size_t(pred[i])] += 1;
+    else
+      unused += 1;
+  }
+  const double norm = std::max(*std::max_element(sigma.begin(), sigma.end()), unused);
+  std::vector<double> thresholds(num_classes, tau);
+  if (norm == 0) return thresholds;
+  for (std::size_t c = 0; c < num_classes; ++c) {
+    const double beta = sigma[c] / norm;
+    thresholds[c] = tau * beta / (2 - beta);
+  }
+  return thresholds;
+}
+
+std::vector<std::size_t> select_pseudo_labels(const std::vector<double>& score, const std::vector<int>& pred,
+                                              const std::vector<std::size_t>& ids, const PseudoLabelRule& rule,
+                                              std::size_t num_classes) {
+  SelectOptions ranked;
+  if (rule.share) {
+    ranked.rule = SelectOptions::Rule::Fraction;
+    ranked.fraction = *rule.share;
+    ranked.global = true;
+  } else {
+    ranked.rule = SelectOptions::Rule::Alpha;
+    ranked.alpha = rule.alpha;
+  }
+  auto selected = select_positions(score, pred, ids, ranked, num_classes);
+  if (rule.threshold) {
+    const auto thresholds = rule.flexmatch ? flexmatch_thresholds(score, pred, *rule.threshold, num_classes)
+                                           : std::vector<double>(num_classes, *rule.threshold);
+    selected.erase(std::remove_if(selected.begin(), selected.end(),
+                                  [&](std::size_t i) { return score[i] < thresholds[std::size_t(pred[i])]; }),
+                   selected.end());
+  }
+  if (rule.max_per_class > 0) {
+    // select_positions lists each class best first (globally ranked: best first overall).
+    std::vector<std::size_t> kept(num_classes, 0), capped;
+    for (std::size_t i : selected)
+      if (++kept[std::size_t(pred[i])] <= rule.max_per_class) capped.push_back(i);
+    selected = std::move(capped);
+  }
+  return selected;
+}
+
 std::vector<std::size_t> select_rows(const ScoreTable& table, const std::string& column,
                                      const SelectOptions& options, std::size_t num_classes) {
   const std::size_t col = table.column(column);

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "imagescore/core/error.hpp"
+#include "imagescore/core/partition.hpp"
 #include "imagescore/core/random.hpp"
 
 namespace imagescore {
@@ -30,6 +31,19 @@ double bootstrap_p_value(const std::vector<double>& a, const std::vector<double>
       below += 0.5;
   }
   return below / double(resamples);
+}
+
+MeanInterval bootstrap_mean_interval(const std::vector<double>& values, std::size_t resamples, std::uint64_t seed,
+                                     double confidence) {
+  constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  if (values.empty()) return {nan, nan};
+  if (resamples == 0) fail_option("resamples", "must be > 0");
+  if (!(confidence > 0 && confidence < 1)) fail_option("confidence", "must be in (0, 1)");
+  SplitMix64 rng(seed);
+  std::vector<double> means(resamples);
+  for (auto& m : means) m = resampled_mean(values, rng);
+  const double tail = (1 - confidence) / 2;
+  return {quantile(means, tail), quantile(means, 1 - tail)};
 }
 
 }  // namespace imagescore

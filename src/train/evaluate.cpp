@@ -4,6 +4,7 @@
 
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/progress.hpp"
+#include "imagescore/models/taps.hpp"
 #include "imagescore/train/train.hpp"
 
 namespace imagescore {
@@ -45,6 +46,23 @@ Evaluation evaluate(Model& model, const ImageSource& given, std::size_t batch_si
                                           : std::numeric_limits<double>::quiet_NaN());
   }
   return ev;
+}
+
+std::vector<float> predict_probabilities(Model& model, const ImageSource& source, std::size_t batch_size, int threads) {
+  const std::size_t k = model.meta().num_classes();
+  std::vector<float> probabilities(source.size() * k);
+  LoaderOptions lo;
+  lo.batch_size = batch_size;
+  lo.threads = threads;
+  BatchLoader loader(source, model.meta().normalization, lo);
+  Batch batch;
+  std::size_t done = 0;
+  while (loader.next(batch)) {
+    auto out = model.forward(batch, {});
+    softmax_rows(out.logits.data(), out.batch, k, probabilities.data() + done * k);
+    done += out.batch;
+  }
+  return probabilities;
 }
 
 }  // namespace imagescore

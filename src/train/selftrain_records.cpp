@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <set>
+#include <tuple>
 #include <sstream>
 
 #include "imagescore/core/error.hpp"
@@ -66,7 +68,7 @@ double EpochRecord::added_precision() const {
 json EpochRecord::to_json() const {
   json per_class = json::array();
   for (double a : per_class_accuracy) per_class.push_back(number_or_null(a));
-  return {{"protocol", to_string(protocol)},
+  json j = {{"protocol", to_string(protocol)},
           {"arm", arm},
           {"class", class_id >= 0 ? json(class_id) : json(nullptr)},
           {"epoch", epoch},
@@ -75,6 +77,9 @@ json EpochRecord::to_json() const {
           {"added", added},
           {"added_correct", added_correct ? json(*added_correct) : json(nullptr)},
           {"added_precision", number_or_null(added_precision())}};
+  if (validation_accuracy) j["validation_accuracy"] = number_or_null(*validation_accuracy);
+  if (seed) j["seed"] = *seed;
+  return j;
 }
 
 EpochRecord EpochRecord::from_json(const json& j, const std::string& where) {
@@ -101,6 +106,9 @@ EpochRecord EpochRecord::from_json(const json& j, const std::string& where) {
   r.added = json_field_or<std::size_t>(j, "added", 0, where);
   if (j.contains("added_correct") && !j.at("added_correct").is_null())
     r.added_correct = json_field<std::size_t>(j, "added_correct", where);
+  if (j.contains("validation_accuracy"))
+    r.validation_accuracy = number_or_nan(j.at("validation_accuracy"), where + ": validation_accuracy");
+  if (j.contains("seed")) r.seed = json_field<std::uint64_t>(j, "seed", where);
   return r;
 }
 
@@ -215,6 +223,149 @@ json table_json(const StatsTable& t) {
 }
 
 }  // namespace
+
+SeedStats seed_stats(const std::vector<EpochRecord>& records, std::size_t resamples, std::uint64_t seed,
+                     const std::string& where) {
+  // The last record of every run: last[protocol][arm][class or -1][seed].
+  std::map<Protocol, std::map<std::string, std::map<int, std::map<std::uint64_t, const EpochRecord*>>>> last;
+  std::map<Protocol, std::vector<std::string>> arm_order;  // as the records first name them
+  std::map<std::pair<Protocol, std::string>, std::pair<std::size_t, std::size_t>> added;
+  std::set<std::uint64_t> seed_set;
+  for (const auto& r : records) {
+    if (r.protocol == Protocol::Base || r.epoch < 1) continue;
+    const std::uint64_t s = r.seed.value_or(0);
+    seed_set.insert(s);
+    auto& order = arm_order[r.protocol];
+    if (std::find(order.begin(), order.end(), r.arm) == order.end()) order.push_back(r.arm);
+    const EpochRecord*& slot = last[r.protocol][r.arm][r.class_id][s];
+    if (!slot || r.epoch > slot->epoch) slot = &r;
+    if (r.added_correct) {
+      auto& sum = added[{r.protocol, r.arm}];
+      sum.first += r.added;
+      sum.second += *r.added_correct;
+    }
+  }
+  if (last.empty()) fail(where, "holds no retraining epoch yet");
+  SeedStats stats;
+  stats.seeds.assign(seed_set.begin(), seed_set.end());
+  stats.resamples = resamples;
+  stats.seed = seed;
+  for (Protocol protocol : {Protocol::PerClass, Protocol::Joint}) {
+    if (!last.count(protocol)) continue;
+    const auto& arms = last.at(protocol);
+    if (!arms.count("baseline"))
+      fail(where, "the " + to_string(protocol) + " protocol has no baseline arm to compare the seeds with");
+    // The per-class protocol is judged on the classes it ran.
+    std::set<int> classes;
+    for (const auto& [arm, runs] : arms)
+      for (const auto& run : runs)
+        if (run.first >= 0) classes.insert(run.first);
+    auto final_record = [&](const std::string& arm, int class_id, std::uint64_t s) -> const EpochRecord& {
+      const auto& runs = arms.at(arm);
+      auto run = runs.find(class_id);
+      if (run == runs.end()) run = runs.find(-1);
+      if (run == runs.end() || !run->second.count(s))
+        fail(where, to_string(protocol) + " arm '" + arm + "' has no record for seed " + std::to_string(s) +
+                        (class_id >= 0 ? " and class " + std::to_string(class_id) : std::string()) + " (unfinished run?)");
+      return *run->second.at(s);
+    };
+    auto accuracy = [&](const std::string& arm, std::uint64_t s) {
+      if (protocol == Protocol::Joint) return final_record(arm, -1, s).test_accuracy;
+      std::vector<double> per_class;
+      for (int k : classes) {
+        const auto& r = final_record(arm, k, s);
+        const double a = std::size_t(k) < r.per_class_accuracy.size() ? r.per_class_accuracy[std::size_t(k)] : kNaN;
+        if (!std::isnan(a)) per_class.push_back(a);
+      }
+      return mean(per_class);
+    };
+    auto last_epoch = [&](const std::string& arm, std::uint64_t s) {
+      return final_record(arm, protocol == Protocol::Joint || arm == "baseline" ? -1 : *classes.begin(), s).epoch;
+    };
+    std::vector<std::string> order = {"baseline"};
+    for (const auto& arm : arm_order.at(protocol))
+      if (arm != "baseline") order.push_back(arm);
+    for (std::size_t a = 0; a < order.size(); ++a) {
+      SeedArmRow row;
+      row.protocol = protocol;
+      row.arm = order[a];
+      std::vector<double> validation;
+      for (auto s : stats.seeds) {
+        if (last_epoch(row.arm, s) != last_epoch("baseline", s))
+          fail(where, "seed " + std::to_string(s) + ": " + to_string(protocol) + " arm '" + row.arm + "' ends at epoch " +
+                          std::to_string(last_epoch(row.arm, s)) + ", the baseline at " +
+                          std::to_string(last_epoch("baseline", s)) + " (unfinished run?)");
+        row.accuracy.push_back(accuracy(row.arm, s));
+        row.difference.push_back(row.accuracy.back() - accuracy("baseline", s));
+        if (row.difference.back() > 0) ++row.wins;
+        if (protocol == Protocol::Joint && final_record(row.arm, -1, s).validation_accuracy)
+          validation.push_back(*final_record(row.arm, -1, s).validation_accuracy);
+      }
+      row.mean = mean(row.accuracy);
+      row.mean_difference = mean(row.difference);
+      const auto interval = bootstrap_mean_interval(row.difference, resamples, seed + a);
+      row.low = interval.low;
+      row.high = interval.high;
+      if (validation.size() == stats.seeds.size()) row.validation_mean = mean(validation);
+      if (added.count({protocol, row.arm})) std::tie(row.added, row.added_correct) = added.at({protocol, row.arm});
+      stats.rows.push_back(row);
+    }
+  }
+  return stats;
+}
+
+json SeedStats::to_json() const {
+  json rows_json = json::array();
+  for (const auto& r : rows) {
+    json per_seed = json::array(), differences = json::array();
+    for (double a : r.accuracy) per_seed.push_back(number_or_null(a));
+    for (double d : r.difference) differences.push_back(number_or_null(d));
+    rows_json.push_back({{"protocol", to_string(r.protocol)},
+                         {"arm", r.arm},
+                         {"accuracy", per_seed},
+                         {"difference", differences},
+                         {"mean", number_or_null(r.mean)},
+                         {"mean_difference", number_or_null(r.mean_difference)},
+                         {"low", number_or_null(r.low)},
+                         {"high", number_or_null(r.high)},
+                         {"wins", r.wins},
+                         {"validation_mean", r.validation_mean ? number_or_null(*r.validation_mean) : json(nullptr)},
+                         {"added", r.added},
+                         {"added_correct", r.added_correct}});
+  }
+  return {{"seeds", seeds}, {"resamples", resamples}, {"seed", seed}, {"rows", rows_json}};
+}
+
+std::string SeedStats::markdown() const {
+  std::string s = "### Over " + std::to_string(seeds.size()) + " seed" + (seeds.size() == 1 ? "" : "s") +
+                  ": final accuracy (%) and the paired difference to the baseline\n\n";
+  s += "| protocol | arm | mean | per seed | difference | 95% interval over seeds | wins | validation | added | precision |\n";
+  s += "|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : rows) {
+    std::string per_seed;
+    for (double a : r.accuracy) per_seed += (per_seed.empty() ? "" : ", ") + fixed(100 * a, 2);
+    const bool baseline = r.arm == "baseline";
+    s += "| " + to_string(r.protocol) + " | " + r.arm + " | " + fixed(100 * r.mean, 2) + " | " + per_seed + " | " +
+         (baseline ? "" : fixed(100 * r.mean_difference, 2)) + " | " +
+         (baseline ? "" : "[" + fixed(100 * r.low, 2) + ", " + fixed(100 * r.high, 2) + "]") + " | " +
+         (baseline ? "" : std::to_string(r.wins) + " of " + std::to_string(seeds.size())) + " | " +
+         (r.validation_mean ? fixed(100 * *r.validation_mean, 2) : "") + " | " + (r.added ? std::to_string(r.added) : "") +
+         " | " + (r.added ? fixed(double(r.added_correct) / double(r.added), 3) : "") + " |\n";
+  }
+  s += "\nDifferences in points; the interval is a percentile bootstrap over seeds (" + std::to_string(resamples) +
+       " resamples), which with few seeds cannot be wider than the seeds' own spread. Per-class protocol: the mean over "
+       "the run classes of each class's accuracy under its own run. Added: pseudo-labels over all selections and seeds.\n\n";
+  return s;
+}
+
+std::string SeedStats::csv() const {
+  std::string s = "protocol,arm,seed,accuracy,difference\n";
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < seeds.size(); ++i)
+      s += to_string(r.protocol) + "," + csv_field(r.arm) + "," + std::to_string(seeds[i]) + "," + fixed(r.accuracy[i], 6) +
+           "," + fixed(r.difference[i], 6) + "\n";
+  return s;
+}
 
 StatsTable parse_stats_table(const json& j, const std::string& where) {
   StatsTable t;

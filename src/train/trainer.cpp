@@ -2,12 +2,14 @@
 // run. The steps themselves are the model's (TrainableModel::start_training).
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/progress.hpp"
+#include "imagescore/core/random.hpp"
 #include "imagescore/train/train.hpp"
 
 namespace imagescore {
@@ -52,14 +54,20 @@ Trainer::Trainer(TrainableModel& model, const TrainOptions& options) : impl_(std
 
 Trainer::~Trainer() = default;
 
-EpochReport Trainer::train_epoch(const ImageSource& source, int epoch) {
+EpochReport Trainer::train_epoch(const ImageSource& source, int epoch, const EpochTargets& targets) {
   auto& model = *impl_->model;
   auto& session = *impl_->session;
   const auto& options = impl_->options;
   const auto data = training_data(model, source);
+  const std::size_t classes = model.meta().num_classes();
+  if (!targets.weights.empty() && targets.weights.size() != data->size())
+    fail("train", std::to_string(targets.weights.size()) + " loss weights for " + std::to_string(data->size()) + " images");
+  if (!targets.soft.empty() && targets.soft.size() != data->size() * classes)
+    fail("train", "soft targets hold " + std::to_string(targets.soft.size()) + " values, not images x classes = " +
+                      std::to_string(data->size() * classes));
   LoaderOptions lo;
   lo.batch_size = options.batch_size;
-  lo.shuffle = true;
+  lo.shuffle = !targets.keep_order;
   lo.seed = options.seed;
   lo.epoch = std::uint64_t(epoch);
   lo.augmentation = options.augmentation;
@@ -72,9 +80,22 @@ EpochReport Trainer::train_epoch(const ImageSource& source, int epoch) {
   double loss_sum = 0;
   std::size_t correct = 0, seen = 0;
   Batch batch;
+  std::vector<float> weights, soft;  // the batch's rows of the targets
   try {
     while (loader.next(batch)) {
-      const TrainingStep step = session.step(batch);
+      StepTargets step_targets;
+      if (!targets.weights.empty()) {
+        weights.clear();
+        for (auto i : batch.indices) weights.push_back(targets.weights[i]);
+        step_targets.weights = weights.data();
+      }
+      if (!targets.soft.empty()) {
+        soft.clear();
+        for (auto i : batch.indices) soft.insert(soft.end(), targets.soft.begin() + std::ptrdiff_t(i * classes),
+                                                 targets.soft.begin() + std::ptrdiff_t((i + 1) * classes));
+        step_targets.soft = soft.data();
+      }
+      const TrainingStep step = session.step(batch, step_targets);
       if (!std::isfinite(step.loss))
         fail("train", "loss became " + std::to_string(step.loss) + " in epoch " + std::to_string(epoch) +
                           " (lower the learning rate?)");
@@ -102,6 +123,23 @@ EpochReport Trainer::train_epoch(const ImageSource& source, int epoch) {
 
 void Trainer::save_state(const std::string& path) const { impl_->session->save_state(path); }
 void Trainer::load_state(const std::string& path) { impl_->session->load_state(path); }
+
+std::vector<std::size_t> mixed_batch_order(std::size_t labelled, std::size_t selected, std::size_t batch_size,
+                                           double share, std::uint64_t seed) {
+  const auto pseudo = std::size_t(std::llround(share * double(batch_size)));
+  if (pseudo == 0 || pseudo >= batch_size || selected == 0)
+    fail_option("pseudo_batch_share", "needs both kinds of image in every batch");
+  const std::size_t own = batch_size - pseudo;
+  const auto labelled_order = seeded_permutation(labelled, seed);
+  const auto pseudo_order = seeded_permutation(selected, seed ^ 0x5851f42d4c957f2dULL);
+  std::vector<std::size_t> order;
+  std::size_t drawn = 0;
+  for (std::size_t start = 0; start < labelled; start += own) {
+    for (std::size_t i = start; i < std::min(labelled, start + own); ++i) order.push_back(labelled_order[i]);
+    for (std::size_t j = 0; j < pseudo; ++j) order.push_back(labelled + pseudo_order[drawn++ % selected]);
+  }
+  return order;
+}
 
 std::vector<EpochReport> train_model(TrainableModel& model, const ImageSource& source, const TrainOptions& options,
                                      const std::function<void(const EpochReport&)>& on_epoch) {

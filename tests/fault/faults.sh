@@ -138,6 +138,29 @@ for name in profile score train; do
   check "$name: SIGTERM leaves no temporary file" no_temporary "terminated.$name.$ext"
 done
 
+# Self-training over two seeds, killed (kill -9) or interrupted (SIGINT) mid-run: the same
+# command again resumes each seed from its checkpoints and ends with the records of an
+# uninterrupted run.
+cat > ssl.json <<'JSON'
+{"data": "idx:small", "training_fraction": 0.2, "base_epochs": 3, "retrain_epochs": 4, "batch_size": 16,
+ "protocols": ["joint"], "arms": ["baseline", "softmax"], "threshold": 0.5, "pseudo_weight": 0.5}
+JSON
+selftrain_line() { cmd=("$imagescore" selftrain --config ssl.json --seeds 0,1 --out "$1" -q --threads 1); }
+selftrain_line ssl.reference
+"${cmd[@]}" > /dev/null 2>&1
+for signal in KILL INT; do
+  selftrain_line "ssl.$signal"
+  interrupt $signal "ssl.$signal"
+  expected=137
+  [[ $signal == INT ]] && expected=130
+  check "selftrain: $signal stops it (status $status)" test "$status" -eq "$expected"
+  "${cmd[@]}" > /dev/null 2>&1
+  check "selftrain: the rerun after $signal ends with the records of an uninterrupted run" \
+    cmp -s ssl.reference/epochs.jsonl "ssl.$signal/epochs.jsonl"
+done
+expect_error "differs in 'seeds'" "$imagescore" selftrain --config ssl.json --seeds 0,2 --out ssl.reference -q
+check "selftrain: a refused rerun leaves the run as it was" cmp -s ssl.reference/epochs.jsonl ssl.KILL/epochs.jsonl
+
 # mount_tmpfs DIR OPTIONS: a small tmpfs, or false where mounting is not permitted.
 mount_tmpfs() {
   mkdir -p "$1"

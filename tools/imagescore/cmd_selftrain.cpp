@@ -16,15 +16,17 @@ namespace imagescore::cli {
 void add_selftrain_command(CLI::App& app) {
   struct Options {
     std::string config, preset, out, data;
+    std::vector<std::uint64_t> seeds;
     bool print_config = false;
     int stop_after = 0;
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("selftrain", "Self-training with score-based pseudo-label selection (resumable)");
   auto* config = cmd->add_option("--config", opt->config, "Experiment file (JSON; see docs/selftrain.md)");
-  auto* preset = cmd->add_option("--preset", opt->preset, "paper-cifar10-vgg16, paper-cifar10-resnet18 or fashion-mnist-small");
+  auto* preset = cmd->add_option("--preset", opt->preset, "paper-cifar10-vgg16, paper-cifar10-resnet18, fashion-mnist-small or fashion-mnist-ssl");
   config->excludes(preset);
   cmd->add_option("--data", opt->data, "Override the experiment's data spec");
+  cmd->add_option("--seeds", opt->seeds, "Repeat over these seeds (e.g. 0,1,2), replacing the experiment's")->delimiter(',');
   cmd->add_option("--out", opt->out, "Run folder (rerun the same command to resume)");
   cmd->add_flag("--print-config", opt->print_config, "Print the experiment as JSON and stop");
   cmd->add_option("--stop-after-epochs", opt->stop_after, "Stop after this many epochs, as if killed (for tests)")
@@ -36,6 +38,7 @@ void add_selftrain_command(CLI::App& app) {
       if (opt->config.empty() && opt->preset.empty()) fail("selftrain", "give --config FILE or --preset NAME");
       auto e = opt->config.empty() ? preset_experiment(opt->preset) : load_experiment(opt->config);
       if (!opt->data.empty()) e.data = opt->data;
+      if (!opt->seeds.empty()) e = with_seeds(e, opt->seeds);
       if (opt->print_config) {
         std::printf("%s\n", e.to_json().dump(2).c_str());
         return nlohmann::json(nullptr);
@@ -67,8 +70,8 @@ void add_stats_command(CLI::App& app) {
   cmd->callback([opt] {
     run_command([&] {
       auto stats = write_selftrain_stats(opt->dir, opt->resamples, opt->seed);
-      if (!global_options().json) std::printf("%s", stats.markdown().c_str());
-      return stats.to_json();
+      if (!global_options().json) std::printf("%s", stats.markdown.c_str());
+      return stats.summary;
     });
   });
 }

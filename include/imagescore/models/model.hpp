@@ -116,9 +116,17 @@ struct OptimizerOptions {
   void validate() const;             // OptionError naming lr, momentum or weight_decay
 };
 
+// What a step trains each image of a batch towards, beyond its label: a loss weight and
+// a probability target (pseudo-labelling's weighted and soft targets). Null pointers: the
+// plain cross-entropy with the labels, weight 1.
+struct StepTargets {
+  const float* weights = nullptr;  // batch.size() values: image i's loss is multiplied by it
+  const float* soft = nullptr;     // batch.size() x classes probabilities, row-major
+};
+
 // What one optimisation step on a batch gave.
 struct TrainingStep {
-  double loss = 0;          // mean cross-entropy of the batch
+  double loss = 0;          // mean (weighted) cross-entropy of the batch
   std::size_t correct = 0;  // images whose logits' argmax was their label
 };
 
@@ -129,8 +137,10 @@ class TrainingSession {
   // Puts the model in training mode; `seed` seeds dropout, so that an epoch redone with
   // the same seed gives the same result.
   virtual void begin_epoch(std::uint64_t seed) = 0;
-  // One step on a normalised batch whose every label is a class of the model.
-  virtual TrainingStep step(const Batch& batch) = 0;
+  // One step on a normalised batch whose every label is a class of the model. The loss
+  // is the batch mean of weight_i x cross-entropy_i, the cross-entropy taken against
+  // targets.soft's row where given, else against the label.
+  virtual TrainingStep step(const Batch& batch, const StepTargets& targets = {}) = 0;
   // Back to evaluation mode; the model's weights hash describes the new weights. Safe to
   // call after a failed step.
   virtual void end_epoch() = 0;

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "imagescore/pipeline/experiment.hpp"
 #include "imagescore/train/selftrain_records.hpp"
 
@@ -23,8 +25,14 @@ struct SelftrainOptions {
 // the same command resume where it stopped and end with identical results.
 void run_selftrain(const Experiment& experiment, const std::string& out_dir, const SelftrainOptions& options);
 
-// The paper's tables 1-2 of a run folder (its epochs.jsonl and classes.json), written to
-// run_dir/stats.json, stats.md and stats.csv.
-SelftrainStats write_selftrain_stats(const std::string& run_dir, std::size_t resamples, std::uint64_t seed);
+// The statistics of a run folder (its epochs.jsonl and classes.json), written to
+// run_dir/stats.json, stats.md and stats.csv (and stats-seeds.csv): the table over seeds
+// where the runs have a baseline, and the paper's tables 1-2 per seed.
+struct SelftrainStatsFiles {
+  SelftrainStats paper;     // the first seed's tables 1-2
+  nlohmann::json summary;   // stats.json
+  std::string markdown;     // stats.md
+};
+SelftrainStatsFiles write_selftrain_stats(const std::string& run_dir, std::size_t resamples, std::uint64_t seed);
 
 }  // namespace imagescore

@@ -25,6 +25,14 @@ const ScoreInfo& score_info(const std::string& name);
 const ScoreInfo* score_of_column(const std::string& column);
 // Every column of every score, in registry order (what an arm or a --by may name).
 std::vector<std::string> all_score_columns();
+// The values a column can take (docs/method.md, section 4b), for checking thresholds;
+// infinite where unbounded. The image score's is that of the default overlap (recall).
+struct ScoreRange {
+  double lowest, highest;
+  bool contains(double value) const { return value >= lowest && value <= highest; }
+};
+ScoreRange column_range(const std::string& column);  // OptionError "scores" on an unknown column
+
 // Names in registry order, without repeats, each checked.
 std::vector<std::string> canonical_score_names(const std::vector<std::string>& names);
 

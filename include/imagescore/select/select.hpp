@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,30 @@ std::vector<std::size_t> select_rows(const ScoreTable& table, const std::string&
 std::vector<std::size_t> select_positions(const std::vector<double>& score, const std::vector<int>& pred,
                                           const std::vector<std::size_t>& ids, const SelectOptions& options,
                                           std::size_t num_classes);
+
+// Self-training's choice of pseudo-labels (docs/selftrain.md, "Protocol options"): the
+// top share of the candidates (alpha per predicted class, or `share` of all candidates:
+// curriculum labelling), of those the ones scoring at least the threshold (one for all
+// classes, FixMatch; or per class, FlexMatch), and at most max_per_class per class.
+struct PseudoLabelRule {
+  std::vector<double> alpha;        // per class; used when share is unset
+  std::optional<double> share;      // the top share of all candidates, ranked together
+  std::optional<double> threshold;  // keep scores >= threshold
+  bool flexmatch = false;           // per-class thresholds from `threshold` (flexmatch_thresholds)
+  std::size_t max_per_class = 0;    // > 0: keep at most this many per predicted class
+};
+// Positions of the kept candidates, in the order of select_positions (Alpha per class, or
+// Fraction global with `share`). Without a threshold or a cap it is exactly that selection.
+std::vector<std::size_t> select_pseudo_labels(const std::vector<double>& score, const std::vector<int>& pred,
+                                              const std::vector<std::size_t>& ids, const PseudoLabelRule& rule,
+                                              std::size_t num_classes);
+
+// FlexMatch's class-adaptive thresholds (Zhang et al. 2021, with its warm-up): with
+// sigma_c the candidates predicted c whose score exceeds tau, and u those whose score does
+// not, beta_c = sigma_c / max(max_k sigma_k, u) and T_c = tau * beta_c / (2 - beta_c).
+// Scores are probabilities (in [0, 1]); a pool with no candidate gives tau for every class.
+std::vector<double> flexmatch_thresholds(const std::vector<double>& score, const std::vector<int>& pred, double tau,
+                                         std::size_t num_classes);
 
 // The class count a selection uses when none is given: the largest predicted class plus
 // one, and at least one per alpha value under the Alpha rule.

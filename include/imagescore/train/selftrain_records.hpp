@@ -43,6 +43,8 @@ struct EpochRecord {
   std::vector<double> per_class_accuracy;     // NaN for a class without test images (may be absent)
   std::size_t added = 0;                      // pseudo-labelled images trained on this epoch
   std::optional<std::size_t> added_correct;   // how many of them were right (when selecting)
+  std::optional<double> validation_accuracy;  // on the held-out labelled images, when any
+  std::optional<std::uint64_t> seed;          // the repeat, in a folder of several seeds
   double added_precision() const;             // NaN when nothing was added
   nlohmann::json to_json() const;
   // Fails naming `where` (file:line) and the field on a missing or mistyped field.
@@ -81,6 +83,33 @@ StatsTable parse_stats_table(const nlohmann::json& json, const std::string& wher
 // Fails if the records hold no retraining epoch yet.
 SelftrainStats selftrain_stats(const std::vector<EpochRecord>& records, const std::vector<std::string>& class_names,
                                std::size_t resamples, std::uint64_t seed, const std::string& where);
+
+// Over repeated seeds (docs/selftrain.md, "Seeds"): per protocol and arm, the accuracy of
+// each seed's final model (joint: test accuracy; per-class: the mean over the run classes
+// of each class's accuracy under its own run), the paired difference to the baseline of
+// the same seed, with a percentile bootstrap interval over seeds, and the wins.
+struct SeedArmRow {
+  Protocol protocol = Protocol::Joint;
+  std::string arm;
+  std::vector<double> accuracy;               // per seed, in the order of SeedStats::seeds
+  std::vector<double> difference;             // per seed: accuracy - the baseline's
+  double mean = 0, mean_difference = 0, low = 0, high = 0;  // NaN for the baseline
+  int wins = 0;                               // seeds with a difference > 0
+  std::optional<double> validation_mean;      // final validation accuracy, when held out
+  std::size_t added = 0, added_correct = 0;   // over every selection of every seed
+};
+struct SeedStats {
+  std::vector<std::uint64_t> seeds;
+  std::vector<SeedArmRow> rows;               // per protocol, the baseline first
+  std::size_t resamples = 0;
+  std::uint64_t seed = 0;
+  nlohmann::json to_json() const;
+  std::string markdown() const;
+  std::string csv() const;
+};
+// Fails unless every seed has a finished baseline and arm run of the same length.
+SeedStats seed_stats(const std::vector<EpochRecord>& records, std::size_t resamples, std::uint64_t seed,
+                     const std::string& where);
 
 // The paper's table 3 at one epoch: the per-class image-score models assembled by image
 // score, next to the base model and the baseline arm.
