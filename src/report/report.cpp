@@ -111,7 +111,8 @@ json epoch_rows(const std::string& path, const std::vector<std::string>& classes
                 {"added", r.epoch > 0 ? json(r.added) : json(nullptr)},
                 {"added_precision", number_or_null(r.added_precision())},
                 {"class", nullptr},
-                {"accuracy", r.test_accuracy}};
+                {"accuracy", r.test_accuracy},
+                {"seed", r.seed ? json(*r.seed) : json(nullptr)}};
     if (r.protocol == Protocol::Joint) {
       rows.push_back(row);
       continue;
@@ -153,7 +154,8 @@ json stats_tables(const std::string& stats_path, const std::string& assembly_pat
                           {"baseline", a.baseline_arm_accuracy ? json(*a.baseline_arm_accuracy) : json(nullptr)},
                           {"assembled", a.assembled_accuracy}});
   }
-  return {{"classes", json_field<std::vector<std::string>>(stats, "classes", stats_path)},
+  return {{"over_seeds", stats.contains("over_seeds") ? stats.at("over_seeds") : json(nullptr)},
+          {"classes", json_field<std::vector<std::string>>(stats, "classes", stats_path)},
           {"rows", rows},
           {"significant_tb", table.significant_tb},
           {"significant_sb", table.significant_sb},

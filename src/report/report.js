@@ -251,7 +251,39 @@
           encoding: {x: {field: 'epoch', type: 'quantitative', axis: {tickMinStep: 1}},
             y: {field: 'accuracy', type: 'quantitative', scale: {zero: false}},
             color: {field: 'arm', type: 'nominal'}}};
-        if (protocol === 'joint') {
+        const seeds = new Set(rows.map((r) => r.seed));
+        if (seeds.size > 1) {
+          // Several seeds: the mean over seeds per arm, with the band from the lowest to the
+          // highest seed; then what the arms added per selection round, and how precisely.
+          const encoding = {x: {field: 'epoch', type: 'quantitative', axis: {tickMinStep: 1}},
+            color: {field: 'arm', type: 'nominal'}};
+          // Per-class protocol: each seed's mean over the classes run, then over seeds.
+          const points = [];
+          const groups = new Map();
+          for (const r of rows) {
+            const key = [r.arm, r.epoch, r.seed].join('|');
+            if (!groups.has(key)) groups.set(key, {arm: r.arm, epoch: r.epoch, seed: r.seed, values: []});
+            if (r.accuracy !== null) groups.get(key).values.push(r.accuracy);
+          }
+          for (const g of groups.values())
+            points.push({arm: g.arm, epoch: g.epoch, seed: g.seed, accuracy: g.values.reduce((a, b) => a + b, 0) / g.values.length});
+          chart(node, 'accuracy per epoch over seeds, ' + protocol + ' protocol', {width: 420, height: 240,
+            data: {values: points}, encoding: encoding, layer: [
+              {mark: {type: 'area', opacity: 0.2},
+                encoding: {y: {aggregate: 'min', field: 'accuracy', type: 'quantitative', title: 'accuracy', scale: {zero: false}},
+                  y2: {aggregate: 'max', field: 'accuracy'}}},
+              {mark: {type: 'line', point: true}, encoding: {y: {aggregate: 'mean', field: 'accuracy', type: 'quantitative'}}}]});
+          node.append(el('p', {}, seeds.size + ' seeds: the line is the mean over seeds, the band runs from the lowest ' +
+            'to the highest seed' + (protocol === 'joint' ? '.' : ' (each seed: the mean over the classes run).')));
+          const added = rows.filter((r) => r.epoch > 0 && r.added !== null && r.added_precision !== null);
+          if (added.length) {
+            const perRound = (y, title) => ({width: 420, height: 180, data: {values: added},
+              mark: {type: 'line', point: true},
+              encoding: Object.assign({y: {aggregate: 'mean', field: y, type: 'quantitative', title: title, scale: {zero: false}}}, encoding)});
+            chart(node, 'pseudo-labels added per epoch (mean over seeds)', perRound('added', 'images added'));
+            chart(node, 'precision of the added pseudo-labels (mean over seeds)', perRound('added_precision', 'precision'));
+          }
+        } else if (protocol === 'joint') {
           chart(node, 'accuracy per epoch, joint protocol', Object.assign({width: 420, height: 240, data: {values: rows}}, line));
         } else {
           const classes = st.stats ? st.stats.classes : undefined;
@@ -262,7 +294,21 @@
         }
       }
     }
-    if (st.stats) {
+    if (st.stats && st.stats.over_seeds) {
+      const o = st.stats.over_seeds;
+      const node = section('seeds', 'Self-training over seeds',
+        'Final accuracy (%) of each arm per seed, and its paired difference to the baseline of the same seed with a ' +
+        'percentile bootstrap interval over the ' + o.seeds.length + ' seeds (which cannot be wider than the seeds\' own ' +
+        'spread), and the seeds in which the arm won.');
+      const pct = (v) => (v === null ? '–' : (100 * v).toFixed(2));
+      node.append(table(['protocol', 'arm', 'mean', 'per seed', 'difference', 'interval', 'wins', 'precision of added'],
+        o.rows.map((r) => [r.protocol, r.arm, pct(r.mean), r.accuracy.map(pct).join(', '),
+          r.arm === 'baseline' ? '' : pct(r.mean_difference),
+          r.arm === 'baseline' ? '' : '[' + pct(r.low) + ', ' + pct(r.high) + ']',
+          r.arm === 'baseline' ? '' : r.wins + ' of ' + o.seeds.length,
+          r.added ? (r.added_correct / r.added).toFixed(3) : ''])));
+    }
+    if (st.stats && st.stats.rows.length) {
       const s = st.stats;
       const node = section('stats', 'Self-training statistics',
         'Final test accuracy per class for each arm, the differences, and the p-values of the tests (tables 1-3 of ' +

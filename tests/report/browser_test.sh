@@ -67,6 +67,24 @@ JSON
 "$imagescore" report --run combo --resamples 100 --gallery-count 3 --out combo.html -q
 check "report --run writes the page" test -s combo.html
 check "data strings are escaped in the page" bash -c "! grep -qF '<img src=x' combo.html && ! grep -qF '<b>T-shirt' combo.html"
+# A self-training run over three seeds: the curves are drawn as a mean with its spread.
+mkdir seeds
+: > seeds/epochs.jsonl
+for seed in 0 1 2; do
+  for arm in baseline softmax; do
+    for epoch in 0 1 2; do
+      acc=$(awk -v e=$epoch -v s=$seed -v a=${#arm} 'BEGIN { printf "%.3f", 0.7 + 0.02 * e + 0.01 * s + 0.001 * a }')
+      correct=null
+      [[ $arm == softmax ]] && correct=$((90 + seed + epoch))
+      echo "{\"protocol\": \"joint\", \"arm\": \"$arm\", \"class\": null, \"epoch\": $epoch, \"seed\": $seed, \"test_accuracy\": $acc, \"per_class_accuracy\": [], \"added\": 100, \"added_correct\": $correct}" >> seeds/epochs.jsonl
+    done
+  done
+done
+"$imagescore" stats seeds --resamples 200 -q > /dev/null
+check "stats over seeds names the interval" grep -q "95% interval over seeds" seeds/stats.md
+"$imagescore" report --run seeds --out seeds.html -q
+check "report --run draws a run over seeds" test -s seeds.html
+check "stats over seeds are in stats.json" grep -q "\"over_seeds\"" seeds/stats.json
 "$imagescore" report --scores study/scores.csv --data idx:data --split train --model study/model.safetensors \
   --feature-image 7 --gallery-by msp --out scores.html --json -q > report.out
 check "report --scores --json names the page" grep -q '"out": "scores.html"' report.out
@@ -94,11 +112,12 @@ if [[ ! -x $chromium ]]; then
   exit $((failures > 0 ? 1 : 77))
 fi
 mkdir -p "$screenshots"
-for page in study/report.html combo.html scores.html; do
+for page in study/report.html combo.html scores.html seeds.html; do
   name=${page//\//-}
   name=${name%.html}
   expected=()
   [[ $page == combo.html ]] && expected=("$nasty" "<b>T-shirt</b>" "Table 3" "Per-class protocol")
+  [[ $page == seeds.html ]] && expected=("3 seeds: the line is the mean over seeds" "Self-training over seeds")
   echo "== $page"
   if ! node "$here/check_report.cjs" "$npm_dir" "$page" "$screenshots/$name.png" "${expected[@]}"; then
     failures=$((failures + 1))
