@@ -352,6 +352,58 @@ TEST(FittedScores, ShardsFilesAndThreadsGiveTheSameScores) {
   EXPECT_EQ(a, c);
 }
 
+// The IVF index searching every list finds the exact index's neighbours: the same scores,
+// bit for bit (both compute each distance with faiss's fvec_L2sqr).
+TEST(FittedScores, IvfSearchingEveryListEqualsExact) {
+  PixelModel model(kShape, kClasses);
+  auto reference = random_source(100, 21);  // 300 images: 7 lists; 100 per class: 2 lists
+  auto candidates = random_source(20, 22);
+  ASSERT_EQ(knn_ivf_lists(300), 7u);
+  ASSERT_EQ(knn_ivf_lists(100), 2u);
+  auto options = fit_options({"knn", "trust"});
+  options.fit.knn_k = 5;
+  const auto exact = fit_reference(model, *reference, options);
+  options.fit.knn_index = "ivf";
+  options.fit.knn_nprobe = 7;  // every list (2 of 2 per class)
+  const auto ivf = fit_reference(model, *reference, options);
+  EXPECT_EQ(score_all(model, exact, *candidates, {"knn", "trust"}), score_all(model, ivf, *candidates, {"knn", "trust"}));
+}
+
+// With few lists probed the IVF scores are approximate but repeat across thread counts,
+// batch sizes and a saved and reloaded file; a k above what one list holds is found by
+// probing more lists.
+TEST(FittedScores, IvfScoresRepeatAcrossThreadsBatchesAndFiles) {
+  PixelModel model(kShape, kClasses);
+  auto reference = random_source(100, 23);
+  auto candidates = random_source(30, 24);
+  auto options = fit_options({"knn", "trust"});
+  options.fit.knn_index = "ivf";
+  options.fit.knn_nprobe = 1;
+  for (std::size_t k : {std::size_t(3), std::size_t(120)}) {  // 120: more than any of the 7 lists holds
+    options.fit.knn_k = k;
+    const auto set = fit_reference(model, *reference, options);
+    TempDir dir;
+    save_reference(set, dir.file("r.st"));
+    const auto loaded = load_reference(dir.file("r.st"));
+    EXPECT_EQ(loaded.options.knn_index, "ivf");
+    EXPECT_EQ(loaded.options.knn_nprobe, 1u);
+    set_threads(1);
+    const auto a = score_all(model, set, *candidates, {"knn", "trust"}, 5);
+    set_threads(2);
+    const auto b = score_all(model, set, *candidates, {"knn", "trust"}, 64);
+    const auto c = score_all(model, loaded, *candidates, {"knn", "trust"}, 3);
+    set_threads(0);
+    EXPECT_EQ(a, b) << k;
+    EXPECT_EQ(a, c) << k;
+    for (double v : a.at("knn")) EXPECT_TRUE(v >= -2 && v <= 0) << v;
+    for (double v : a.at("trust")) EXPECT_TRUE(std::isfinite(v) && v >= 0) << v;
+    // One list of seven is searched: some neighbours are missed (the index is in use).
+    auto exact = options;
+    exact.fit.knn_index = "exact";
+    EXPECT_NE(a, score_all(model, fit_reference(model, *reference, exact), *candidates, {"knn", "trust"})) << k;
+  }
+}
+
 TEST(FittedScores, ProfileFilesReadAsReferenceSets) {
   PixelModel model(kShape, kClasses);
   auto reference = random_source(5, 11);
@@ -399,6 +451,13 @@ TEST(FittedScores, BadInput) {
   options.fit.knn_k = 13;
   EXPECT_ERROR_CONTAINS(fit_reference(model, *reference, options), "knn_k: 13 exceeds the 12 reference images");
   options.fit.knn_k = 0;
+  options.fit.knn_index = "hnsw";
+  EXPECT_ERROR_CONTAINS(fit_reference(model, *reference, options), "knn_index: must be exact or ivf, got 'hnsw'");
+  options.fit.knn_index = "ivf";
+  options.fit.knn_nprobe = 0;
+  EXPECT_ERROR_CONTAINS(fit_reference(model, *reference, options), "knn_nprobe: must be >= 1");
+  options.fit.knn_index = "exact";
+  options.fit.knn_nprobe = 64;
   options.scores = {"trust"};
   options.fit.trust_alpha = 0.5;
   options.fit.trust_k = 5;
@@ -433,10 +492,28 @@ TEST(FittedScores, BadInput) {
   big.add(std::vector<std::uint8_t>(90000, 1), 0);
   EXPECT_ERROR_CONTAINS(fit_reference(wide, big, fit_options({"knn"})),
                         "feature_tap: tap 'x' has 90000 neurons, more than the 65536 a feature score takes");
-  // More memory than allowed.
+  // More memory than allowed: 12 images x (3 copies of 6 floats + label and id) = 1056
+  // bytes; the IVF lists add 16 bytes per image and at most 1 + 3 classes + 2 x 12/39
+  // centroids of 24 bytes.
+  EXPECT_EQ(knn_features_bytes(12, 6, 3, "exact"), 1056u);
+  EXPECT_EQ(knn_features_bytes(12, 6, 3, "ivf"), 1056u + 192u + 96u);
   auto limited = fit_options({"knn"});
-  limited.fit.max_bytes = 100;
-  EXPECT_ERROR_CONTAINS(fit_reference(model, *reference, limited), "max_memory: the reference features need 0 MiB (12 images x 6 neurons");
+  limited.fit.max_bytes = 1055;
+  EXPECT_ERROR_CONTAINS(fit_reference(model, *reference, limited),
+                        "max_memory: the reference features need 1056 bytes (12 images x 6 neurons x 3 copies of 4 bytes, "
+                        "labels and ids), over the limit of 1055 bytes");
+  limited.fit.max_bytes = 1056;
+  EXPECT_NO_THROW(fit_reference(model, *reference, limited));
+  limited.fit.knn_index = "ivf";
+  EXPECT_ERROR_CONTAINS(fit_reference(model, *reference, limited),
+                        "max_memory: the reference features need 1344 bytes (12 images x 6 neurons x 3 copies of 4 bytes, "
+                        "labels and ids, the IVF lists), over the limit of 1056 bytes");
+  // A large reference set is refused when the builder is made, before any image is read.
+  limited.fit.max_bytes = std::uint64_t(1) << 30;
+  limited.fit.knn_index = "exact";
+  EXPECT_ERROR_CONTAINS(ReferenceBuilder(model, limited.fit, {"knn"}, "spec", 50000000),
+                        "max_memory: the reference features need 4196 MiB (50000000 images x 6 neurons x 3 copies of 4 "
+                        "bytes, labels and ids), over the limit of 1024 MiB");
 
   // NAC needs the classifier's weights; MC dropout needs dropout; unfitted scores.
   EXPECT_ERROR_CONTAINS(fit_reference(model, *reference, fit_options({"nac"})),

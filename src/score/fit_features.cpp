@@ -1,6 +1,8 @@
 // Feature-space scores on the labelled images' features: the kNN distance (Sun et al.
-// 2022) and the trust score (Jiang et al. 2018), with faiss's exact flat index.
+// 2022) and the trust score (Jiang et al. 2018), with faiss's exact flat index or, on
+// request, its approximate inverted-file index.
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexIVFFlat.h>
 #include <faiss/utils/distances.h>
 
 #include <nlohmann/json.hpp>
@@ -31,7 +33,50 @@ constexpr double kMinDistance = 1e-12;
 // Exact search on one thread count or many gives the same neighbours only on faiss's
 // per-pair path: above this many queries it switches to BLAS products, whose last bits
 // depend on the threads and the batch (docs/building.md).
+// The same holds for the IVF index: its k-means and its coarse search are flat searches.
 void exact_search_per_pair() { faiss::distance_compute_blas_threshold = INT_MAX; }
+
+// The seed of the IVF index's k-means (faiss's own default), fixed so that the lists and
+// hence the scores repeat.
+constexpr int kIvfSeed = 1234;
+
+// The index over n vectors of x (rows of d floats) that options name.
+std::unique_ptr<faiss::Index> new_index(const float* x, std::size_t n, std::size_t d, const FitOptions& options) {
+  if (options.knn_index == "exact") {
+    auto flat = std::make_unique<faiss::IndexFlatL2>(int(d));
+    flat->add(Labels(n), x);
+    return flat;
+  }
+  const std::size_t lists = knn_ivf_lists(n);
+  auto ivf = std::make_unique<faiss::IndexIVFFlat>(new faiss::IndexFlatL2(int(d)), d, lists);
+  ivf->own_fields = true;
+  ivf->cp.seed = kIvfSeed;
+  // knn_ivf_lists keeps 39 points per list wherever n allows; below 39 points faiss would
+  // only print a warning.
+  ivf->cp.min_points_per_centroid = 1;
+  ivf->train(Labels(n), x);
+  ivf->add(Labels(n), x);
+  ivf->nprobe = std::min(options.knn_nprobe, lists);
+  return ivf;
+}
+
+// k nearest neighbours of n queries. An IVF search can find fewer than k in the lists it
+// probes (label -1): such a query is searched again with twice the lists until it has k;
+// it depends only on the query, so the scores do not depend on the batch or the threads.
+void knn_search(const faiss::Index& index, const float* queries, std::size_t n, std::size_t d, std::size_t k, float* distances,
+                Labels* labels) {
+  index.search(Labels(n), queries, Labels(k), distances, labels);
+  const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(&index);
+  if (!ivf) return;
+  for (std::size_t i = 0; i < n; ++i) {
+    faiss::SearchParametersIVF params;
+    params.nprobe = ivf->nprobe;
+    while (labels[i * k + k - 1] < 0 && params.nprobe < ivf->nlist) {
+      params.nprobe = std::min(2 * params.nprobe, ivf->nlist);
+      index.search(1, queries + i * d, Labels(k), distances + i * k, labels + i * k, &params);
+    }
+  }
+}
 
 std::vector<float> normalised(const float* x, std::size_t n, std::size_t d) {
   std::vector<float> out(x, x + n * d);
@@ -86,8 +131,7 @@ class FeaturesFit : public FittedScore {
     k_ = options_.knn_k > 0 ? options_.knn_k : std::max<std::size_t>(1, std::size_t(std::llround(double(n) / 1000.0)));
     if (k_ > n) fail_option("knn_k", std::to_string(k_) + " exceeds the " + std::to_string(n) + " reference images");
     auto unit = normalised(values_.data(), n, d_);
-    all_ = std::make_unique<faiss::IndexFlatL2>(int(d_));
-    all_->add(Labels(n), unit.data());
+    all_ = new_index(unit.data(), n, d_, options_);
 
     members_.assign(classes_.size(), {});
     for (std::size_t i = 0; i < n; ++i) members_[std::size_t(labels_[i])].push_back(i);
@@ -97,8 +141,7 @@ class FeaturesFit : public FittedScore {
       members_[c] = density_filtered(members_[c], c);
       std::vector<float> x;
       for (auto i : members_[c]) x.insert(x.end(), values_.begin() + long(i * d_), values_.begin() + long((i + 1) * d_));
-      per_class_.push_back(std::make_unique<faiss::IndexFlatL2>(int(d_)));
-      per_class_.back()->add(Labels(members_[c].size()), x.data());
+      per_class_.push_back(new_index(x.data(), members_[c].size(), d_, options_));
     }
   }
 
@@ -190,7 +233,7 @@ class FeaturesFit : public FittedScore {
     const auto unit = normalised(queries.data(), n, d_);
     std::vector<float> d(n * k_);
     std::vector<Labels> ids(n * k_);
-    all_->search(Labels(n), unit.data(), Labels(k_), d.data(), ids.data());
+    knn_search(*all_, unit.data(), n, d_, k_, d.data(), ids.data());
     if (neighbours) *neighbours = ids;
     std::vector<double> out(d.size());
     for (std::size_t i = 0; i < d.size(); ++i) out[i] = std::sqrt(std::max(0.0f, d[i]));
@@ -206,7 +249,7 @@ class FeaturesFit : public FittedScore {
     std::vector<Labels> ids(n);
     if (nearest) nearest->assign(k, 0);
     for (std::size_t c = 0; c < k; ++c) {
-      per_class_[c]->search(Labels(n), queries.data(), 1, d.data(), ids.data());
+      knn_search(*per_class_[c], queries.data(), n, d_, 1, d.data(), ids.data());
       for (std::size_t i = 0; i < n; ++i) out[i * k + c] = std::sqrt(std::max(0.0f, d[i]));
       if (nearest) (*nearest)[c] = ids[0];
     }
@@ -230,9 +273,9 @@ class FeaturesFit : public FittedScore {
   std::vector<std::int64_t> labels_, ids_;
   // Derived by finish(true).
   std::size_t k_ = 1;
-  std::unique_ptr<faiss::IndexFlatL2> all_;                    // normalised, every class (kNN)
-  std::vector<std::unique_ptr<faiss::IndexFlatL2>> per_class_;  // raw, density-filtered (trust)
-  std::vector<std::vector<std::size_t>> members_;               // reference rows in per_class_ order
+  std::unique_ptr<faiss::Index> all_;                    // normalised, every class (kNN)
+  std::vector<std::unique_ptr<faiss::Index>> per_class_;  // raw, density-filtered (trust)
+  std::vector<std::vector<std::size_t>> members_;         // reference rows in per_class_ order
 };
 
 }  // namespace
@@ -240,13 +283,16 @@ class FeaturesFit : public FittedScore {
 std::unique_ptr<FittedScore> new_features_fit(const FitContext& context) {
   const std::size_t id = resolve_feature_tap(context.model, context.options.feature_tap);
   const auto& tap = context.model.taps()[id];
-  // The features, their normalised copy and the per-class copies, with labels and ids.
-  const std::uint64_t bytes = std::uint64_t(context.images) * (3 * 4 * tap.numel() + 16);
+  const auto& classes = context.model.meta().class_names;
+  const std::uint64_t bytes = knn_features_bytes(context.images, tap.numel(), classes.size(), context.options.knn_index);
   const std::uint64_t limit = memory_limit(context.options.max_bytes);
+  // Bytes below a MiB, so that a small limit reads as what it is.
+  auto size = [](std::uint64_t b) { return b < (1u << 20) ? std::to_string(b) + " bytes" : std::to_string(b >> 20) + " MiB"; };
   if (bytes > limit)
-    fail_option("max_memory", "the reference features need " + std::to_string(bytes >> 20) + " MiB (" +
-                                  std::to_string(context.images) + " images x " + std::to_string(tap.numel()) +
-                                  " neurons x 3 copies of 4 bytes), over the limit of " + std::to_string(limit >> 20) + " MiB");
+    fail_option("max_memory", "the reference features need " + size(bytes) + " (" + std::to_string(context.images) +
+                                  " images x " + std::to_string(tap.numel()) + " neurons x 3 copies of 4 bytes, labels and ids" +
+                                  (context.options.knn_index == "ivf" ? ", the IVF lists" : "") + "), over the limit of " +
+                                  size(limit));
   return std::make_unique<FeaturesFit>(tap.name, tap.numel(), context.model.meta().class_names, context.options);
 }
 
@@ -275,3 +321,21 @@ std::unique_ptr<FittedScore> features_fit_from(const SafetensorsFile& file, cons
 }
 
 }  // namespace imagescore::detail
+
+namespace imagescore {
+
+std::size_t knn_ivf_lists(std::size_t n) {
+  const auto lists = std::size_t(std::llround(4.0 * std::sqrt(double(n))));
+  return std::max<std::size_t>(1, std::min(lists, n / 39));
+}
+
+std::uint64_t knn_features_bytes(std::uint64_t n, std::uint64_t d, std::uint64_t classes, const std::string& index) {
+  // The features, their normalised copy and the per-class copies (4 bytes each), labels and ids.
+  std::uint64_t bytes = n * (3 * 4 * d + 16);
+  // The lists' ids (8 bytes per vector in each of the two searches) and the centroids: at
+  // most 1 + n/39 of the kNN index and classes + n/39 over the per-class indexes.
+  if (index == "ivf") bytes += n * 16 + 4 * d * (1 + classes + 2 * (n / 39));
+  return bytes;
+}
+
+}  // namespace imagescore

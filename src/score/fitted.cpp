@@ -33,6 +33,8 @@ json options_json(const FitOptions& o) {
           {"taps", o.taps},
           {"feature_tap", o.feature_tap},
           {"knn_k", o.knn_k},
+          {"knn_index", o.knn_index},
+          {"knn_nprobe", o.knn_nprobe},
           {"trust_k", o.trust_k},
           {"trust_alpha", o.trust_alpha},
           {"shrinkage", o.shrinkage},
@@ -51,6 +53,9 @@ FitOptions options_from(const json& j, const std::string& where) {
     o.taps = json_field<std::vector<std::string>>(j, "taps", where);
     o.feature_tap = json_field<std::string>(j, "feature_tap", where);
     o.knn_k = json_field<std::size_t>(j, "knn_k", where);
+    // Files written before the option have exact search.
+    o.knn_index = json_field_or<std::string>(j, "knn_index", o.knn_index, where);
+    o.knn_nprobe = json_field_or<std::size_t>(j, "knn_nprobe", o.knn_nprobe, where);
     o.trust_k = json_field<std::size_t>(j, "trust_k", where);
     o.trust_alpha = json_field<double>(j, "trust_alpha", where);
     o.shrinkage = json_field<double>(j, "shrinkage", where);
@@ -101,6 +106,8 @@ void NacOptions::validate() const {
 
 void FitOptions::validate() const {
   profile.validate();
+  if (knn_index != "exact" && knn_index != "ivf") fail_option("knn_index", "must be exact or ivf, got '" + knn_index + "'");
+  if (knn_nprobe == 0) fail_option("knn_nprobe", "must be >= 1");
   if (trust_k == 0) fail_option("trust_k", "must be >= 1");
   if (!(trust_alpha >= 0 && trust_alpha < 1)) fail_option("trust_alpha", "must be in [0, 1)");
   if (!(shrinkage >= 0 && shrinkage <= 1)) fail_option("shrinkage", "must be in [0, 1]");

@@ -53,6 +53,14 @@ expect_error "test2.st: built from other data than shard1.st" "$imagescore" prof
 check "scores independent of threads and batch size" cmp -s s3.csv s4.csv
 check "score header" grep -q '^id,path,label,pred,correct,label_name,pred_name,image_score,msp,margin,neg_entropy,energy,max_logit,doctor,knn,trust,mahalanobis,rel_mahalanobis,nac,tap:conv1' s3.csv
 check "score --json reports AUROC" grep -q '"image_score"' score.out
+# The approximate nearest-neighbour index (docs/method.md 4c.3): bad values, then a fit.
+expect_error "--knn-index: must be exact or ivf, got 'hnsw'" "$imagescore" profile --model model.st --data $data --knn-index hnsw --out x.st
+expect_error "--knn-nprobe: must be >= 1" "$imagescore" profile --model model.st --data $data --knn-index ivf --knn-nprobe 0 --out x.st
+expect_error "--knn-index: must be exact or ivf" "$imagescore" study --data $data --out x --knn-index flat -q
+"$imagescore" profile --model model.st --data $data --scores knn,trust --knn-index ivf --knn-nprobe 2 --out ivf.st -q
+"$imagescore" score --model model.st --profiles ivf.st --data $data --split test --scores knn,trust --out s5.csv -q --threads 1 --batch-size 7
+"$imagescore" score --model model.st --profiles ivf.st --data $data --split test --scores knn,trust --out s6.csv -q --threads 2 --batch-size 64
+check "ivf scores independent of threads and batch size" cmp -s s5.csv s6.csv
 
 "$imagescore" select --scores s1.csv --by image_score --fraction 0.3 --out sel.csv --json -q > sel.out
 check "selection file" grep -q '^id,path,pseudo_label,pseudo_label_name,score' sel.csv

@@ -50,6 +50,11 @@ void add_profile_command(CLI::App& app) {
   cmd->add_option("--feature-tap", opt->run.fit.feature_tap,
                   "knn, trust, mahalanobis: the tap of features (default: the classifier's input, else the last tap)");
   cmd->add_option("--knn-k", opt->run.fit.knn_k, "knn: the k-th neighbour (default: reference images / 1000, at least 1)");
+  cmd->add_option("--knn-index", opt->run.fit.knn_index,
+                  "knn, trust: nearest-neighbour search, exact or ivf (approximate, for large reference sets)")
+      ->default_val("exact");
+  cmd->add_option("--knn-nprobe", opt->run.fit.knn_nprobe, "knn, trust with --knn-index ivf: lists searched per query")
+      ->default_val(64);
   cmd->add_option("--trust-k", opt->run.fit.trust_k, "trust: neighbours of the density filter")->default_val(10);
   cmd->add_option("--trust-alpha", opt->run.fit.trust_alpha, "trust: share of each class dropped as low density")->default_val(0.0);
   cmd->add_option("--shrinkage", opt->run.fit.shrinkage, "mahalanobis: covariance shrinkage towards (trace/d) I")->default_val(1e-3);

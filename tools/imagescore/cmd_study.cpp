@@ -25,6 +25,11 @@ void add_study_command(CLI::App& app) {
   cmd->add_option("--lr", s.train.optimizer.learning_rate, "Learning rate (Adam)")->default_val(1e-3);
   cmd->add_option("--select-fraction", s.select_fraction, "Share of each class's candidates selected")->default_val(0.3);
   cmd->add_option("--rho", s.fit.profile.rho, "Threshold factor")->default_val(0.5);
+  cmd->add_option("--knn-index", s.fit.knn_index,
+                  "knn, trust: nearest-neighbour search, exact or ivf (approximate, for large reference sets)")
+      ->default_val("exact");
+  cmd->add_option("--knn-nprobe", s.fit.knn_nprobe, "knn, trust with --knn-index ivf: lists searched per query")
+      ->default_val(64);
   cmd->add_option("--validation", s.validation_fraction,
                   "Share of the labelled images held out of training, to fit the learned fusion and choose the best "
                   "selector (0: none)")
@@ -43,6 +48,7 @@ void add_study_command(CLI::App& app) {
       st.fit.profile.norm = parse_norm(opt->norm);
       st.fit.profile.scale = parse_scale(opt->scale);
       st.image_score.overlap = parse_overlap(opt->overlap);
+      st.fit.validate();  // before the training that precedes the fit
       st.threads = st.train.threads = global_options().threads;
       st.quiet = st.train.quiet = global_options().quiet;
       auto result = run_study(st);

@@ -46,6 +46,10 @@ struct FitOptions {
   std::string feature_tap;            // kNN, trust, Mahalanobis, NAC (empty: the tap the
                                       // classifier reads, else the last before `output`)
   std::size_t knn_k = 0;              // 0: round(N / 1000), at least 1 (Sun et al.: 50 for 50,000)
+  // Nearest-neighbour search of knn and trust: "exact" (faiss IndexFlatL2) or "ivf" (faiss
+  // IndexIVFFlat, approximate: knn_ivf_lists(N) lists, knn_nprobe of them searched).
+  std::string knn_index = "exact";
+  std::size_t knn_nprobe = 64;
   std::size_t trust_k = 10;           // neighbours of the trust score's density filter
   double trust_alpha = 0;             // share of each class removed as low density (Jiang et al.)
   double shrinkage = 1e-3;            // Mahalanobis: (1 - s) S + s (tr S / d) I
@@ -54,6 +58,16 @@ struct FitOptions {
                                       // reference features): at most this; 0: half the machine's memory
   void validate() const;
 };
+
+// The lists of an "ivf" index over n vectors: round(4 sqrt(n)) (the low end of faiss's
+// 4-16 sqrt(n)), at most n / 39 so that k-means has 39 points per list (faiss's minimum),
+// and at least 1.
+std::size_t knn_ivf_lists(std::size_t n);
+
+// The bytes a features fit (knn, trust) holds for n reference images of d features and
+// `classes` classes: the features, their normalised copy in the kNN index, the per-class
+// copies, labels and ids; with "ivf", the lists' ids and the centroids too.
+std::uint64_t knn_features_bytes(std::uint64_t n, std::uint64_t d, std::uint64_t classes, const std::string& index);
 
 // A score (or a family of columns) fitted on the reference set.
 class FittedScore {
