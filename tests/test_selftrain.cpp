@@ -317,6 +317,7 @@ TEST(Experiment, ProtocolOptionsSeedsAndTheirBadValues) {
   bad({{"pseudo_batch_share", 0.001}}, "'pseudo_batch_share' 0.001 gives 0 pseudo-labelled images in a batch of 128");
   bad({{"validation_fraction", 1}}, "'validation_fraction' must be in [0, 1)");
   bad({{"max_per_class", -3}}, "'max_per_class' has the wrong type");
+  bad({{"global_ranking", true}, {"alpha", {0.3, 0.3}}}, "'global_ranking' ranks all classes together and needs one 'alpha' value, not 2");
   EXPECT_ERROR_CONTAINS(with_seeds(paper, {1, 1}), "--seeds: seed 1 is given twice in 'seeds'");
 }
 
@@ -501,6 +502,8 @@ TEST(Selftrain, ThresholdAndCapBoundWhatIsAdded) {
   EXPECT_EQ(all["ids"].size(), 160u);
   const auto strict = run({{"threshold", 1.0}}, "strict");
   EXPECT_LT(strict["ids"].size(), 160u);
+  // One share of the whole pool, ranked over all classes: exactly a quarter of 160.
+  EXPECT_EQ(run({{"alpha", {0.25}}, {"global_ranking", true}}, "global")["ids"].size(), 40u);
 }
 
 }  // namespace

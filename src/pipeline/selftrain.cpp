@@ -168,6 +168,7 @@ Selection choose_pseudo_labels(Context& c, Model& model, const Run& run, int rou
   PseudoLabelRule rule;
   rule.alpha = c.alpha;
   if (!p.curriculum.empty()) rule.share = p.curriculum[std::size_t(round)];
+  if (p.global_ranking) rule.share = c.alpha.front();
   if (p.threshold.count(run.arm.name)) rule.threshold = p.threshold.at(run.arm.name);
   rule.flexmatch = p.flexmatch;
   rule.max_per_class = p.max_per_class;

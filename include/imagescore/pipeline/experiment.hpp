@@ -22,6 +22,7 @@ namespace imagescore {
 struct PseudoLabelling {
   std::vector<double> curriculum;       // curriculum labelling: the top share of the whole
                                         // pool in each round, growing (replaces alpha)
+  bool global_ranking = false;          // rank all candidates together for alpha (one value)
   std::map<std::string, double> threshold;  // per arm: keep scores >= it (FixMatch)
   bool flexmatch = false;               // scale the threshold per class (FlexMatch)
   std::size_t max_per_class = 0;        // > 0: add at most this many per class
