@@ -320,7 +320,7 @@ def _first(batches):
 
 def profile(module, batches, *, classes=None, scores=None, taps=None, rho=0.5, norm="linf", scale="mean",
             global_profile=False, feature_tap=None, knn_k=0, trust_k=10, trust_alpha=0.0, shrinkage=1e-3,
-            max_memory=0, images=None, data="", shard=(1, 1), progress=False):
+            max_memory=0, images=None, data="", shard=(1, 1), progress=False, knn_index="exact", knn_nprobe=64):
     """The fitted scores of ``module`` from labelled batches: a ReferenceSet, as
     ``imagescore profile`` writes it (``.save(path)``).
 
@@ -328,7 +328,8 @@ def profile(module, batches, *, classes=None, scores=None, taps=None, rho=0.5, n
     linear head allows: image_score, knn, trust, mahalanobis, rel_mahalanobis; NAC needs the
     head's weights); ``taps`` (the image score's), ``rho``, ``norm``, ``scale``,
     ``global_profile`` (no labels needed), ``feature_tap``, ``knn_k``, ``trust_k``,
-    ``trust_alpha``, ``shrinkage``, ``max_memory``: as the command line's options;
+    ``trust_alpha``, ``shrinkage``, ``max_memory``, ``knn_index``, ``knn_nprobe``: as the
+    command line's options;
     ``images``: how many reference images come (default: ``len(batches.dataset)`` where
     the batches have one), checked against ``max_memory`` before the features are stored;
     ``data`` names the reference images in the file; ``shard`` = (i, k) marks these
@@ -340,7 +341,8 @@ def profile(module, batches, *, classes=None, scores=None, taps=None, rho=0.5, n
         images = len(batches.dataset) if hasattr(batches, "dataset") and hasattr(batches.dataset, "__len__") else 0
     builder = _core.ReferenceBuilder(model.describe(classes), list(scores or []), list(taps or []), rho, norm, scale,
                                      global_profile, feature_tap or "", knn_k, trust_k, trust_alpha, shrinkage,
-                                     max_memory=max_memory, data=data, images=images)
+                                     max_memory=max_memory, data=data, images=images, knn_index=knn_index,
+                                     knn_nprobe=knn_nprobe)
     names = [name for name, _ in builder.taps]
     bar = _Progress("profile", progress)
     for chunk, labels, ids in _chunks(stream, model.chunk, model.input_shape):

@@ -66,7 +66,8 @@ class ReferenceFromBatches {
 FitOptions fit_options(const std::vector<std::string>& taps, double rho, const std::string& norm, const std::string& scale,
                        bool global, const std::string& feature_tap, std::size_t knn_k, std::size_t trust_k,
                        double trust_alpha, double shrinkage, std::size_t nac_bins, double nac_min_count,
-                       double nac_steepness, std::uint64_t max_memory) {
+                       double nac_steepness, std::uint64_t max_memory, const std::string& knn_index,
+                       std::size_t knn_nprobe) {
   FitOptions o;
   o.profile = profile_options(rho, norm, scale, global);
   o.taps = taps;
@@ -79,6 +80,8 @@ FitOptions fit_options(const std::vector<std::string>& taps, double rho, const s
   o.nac.min_count = nac_min_count;
   o.nac.steepness = nac_steepness;
   o.max_bytes = max_memory;
+  o.knn_index = knn_index;
+  o.knn_nprobe = knn_nprobe;
   o.validate();
   return o;
 }
@@ -153,11 +156,12 @@ void bind_reference(py::module_& m) {
                        const std::vector<std::string>& taps, double rho, const std::string& norm, const std::string& scale,
                        bool global, const std::string& feature_tap, std::size_t knn_k, std::size_t trust_k,
                        double trust_alpha, double shrinkage, std::size_t nac_bins, double nac_min_count,
-                       double nac_steepness, std::uint64_t max_memory, const std::string& data, std::size_t images) {
+                       double nac_steepness, std::uint64_t max_memory, const std::string& data, std::size_t images,
+                       const std::string& knn_index, std::size_t knn_nprobe) {
              return std::make_unique<ReferenceFromBatches>(model,
                                               fit_options(taps, rho, norm, scale, global, feature_tap, knn_k, trust_k,
                                                           trust_alpha, shrinkage, nac_bins, nac_min_count, nac_steepness,
-                                                          max_memory),
+                                                          max_memory, knn_index, knn_nprobe),
                                               scores, data, images);
            }),
            py::arg("model"), py::arg("scores") = std::vector<std::string>{}, py::arg("taps") = std::vector<std::string>{},
@@ -165,6 +169,7 @@ void bind_reference(py::module_& m) {
            py::arg("feature_tap") = "", py::arg("knn_k") = 0, py::arg("trust_k") = 10, py::arg("trust_alpha") = 0.0,
            py::arg("shrinkage") = 1e-3, py::arg("nac_bins") = 50, py::arg("nac_min_count") = 50.0,
            py::arg("nac_steepness") = 100.0, py::arg("max_memory") = 0, py::arg("data") = "", py::arg("images") = 0,
+           py::arg("knn_index") = "exact", py::arg("knn_nprobe") = 64,
            "`scores`: registry names (default: every cheap fitted score the model allows); the options are "
            "`imagescore profile`'s; `images`: how many reference images will come (checked against max_memory)")
       .def_property_readonly("taps", [](const ReferenceFromBatches& b) { return tap_list(b.taps()); },
@@ -183,10 +188,10 @@ void bind_reference(py::module_& m) {
                             std::size_t knn_k, std::size_t trust_k, double trust_alpha, double shrinkage,
                             std::size_t nac_bins, double nac_min_count, double nac_steepness, std::uint64_t max_memory,
                             const std::pair<std::size_t, std::size_t>& shard, std::size_t batch_size, int threads,
-                            bool quiet) {
+                            bool quiet, const std::string& knn_index, std::size_t knn_nprobe) {
     FitRunOptions o;
     o.fit = fit_options(taps, rho, norm, scale, global, feature_tap, knn_k, trust_k, trust_alpha, shrinkage, nac_bins,
-                        nac_min_count, nac_steepness, max_memory);
+                        nac_min_count, nac_steepness, max_memory, knn_index, knn_nprobe);
     o.scores = scores;
     std::tie(o.shard_index, o.shard_count) = checked_shard(shard);
     if (batch_size == 0) fail_option("batch_size", "must be at least 1");
@@ -199,7 +204,8 @@ void bind_reference(py::module_& m) {
      py::arg("global_profile") = false, py::arg("feature_tap") = "", py::arg("knn_k") = 0, py::arg("trust_k") = 10,
      py::arg("trust_alpha") = 0.0, py::arg("shrinkage") = 1e-3, py::arg("nac_bins") = 50, py::arg("nac_min_count") = 50.0,
      py::arg("nac_steepness") = 100.0, py::arg("max_memory") = 0, py::arg("shard") = std::make_pair(1, 1),
-     py::arg("batch_size") = 256, py::arg("threads") = 0, py::arg("quiet") = true,
+     py::arg("batch_size") = 256, py::arg("threads") = 0, py::arg("quiet") = true, py::arg("knn_index") = "exact",
+     py::arg("knn_nprobe") = 64,
      "The fitted scores of a library model over a data source: what `imagescore profile` computes");
 }
 

@@ -3,6 +3,7 @@ the command line's files."""
 import json
 
 import numpy as np
+import pytest
 
 import imagescore as isc
 from conftest import FIXTURES, THREADS, pattern_images, run_cli
@@ -45,6 +46,19 @@ def test_library_runs_write_the_cli_s_files(idx_data, tmp_path):
     assert (tmp_path / "python.csv").read_bytes() == (tmp_path / "cli.csv").read_bytes()
     logits, taps = model.forward(isc.open_data(idx_data, "test").batches(batch_size=5).__next__()[0], ["features.2"])
     assert logits.shape == (5, 10) and list(taps) == ["features.2"] and taps["features.2"].shape == (5, 8, 14, 14)
+
+
+def test_the_ivf_index_is_the_cli_s(idx_data, tmp_path):
+    model_path = FIXTURES / "sequential_cnn.pt"
+    run_cli("profile", "--model", model_path, "--data", idx_data, "--scores", "knn", "--knn-index", "ivf",
+            "--knn-nprobe", "2", "--out", tmp_path / "cli.st")
+    isc.set_threads(THREADS)
+    model = isc.load_model(str(model_path))
+    reference = isc.fit_reference(model, isc.open_data(idx_data), scores=["knn"], knn_index="ivf", knn_nprobe=2)
+    reference.save(str(tmp_path / "python.st"))
+    assert (tmp_path / "python.st").read_bytes() == (tmp_path / "cli.st").read_bytes()
+    with pytest.raises(isc.OptionError, match="knn_index"):
+        isc.fit_reference(model, isc.open_data(idx_data), scores=["knn"], knn_index="hnsw")
 
 
 def test_selection_and_analysis_are_the_cli_s(tmp_path):
