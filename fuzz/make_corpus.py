@@ -177,6 +177,12 @@ def make_experiment():
     put("experiment", "bad_arm.json", json.dumps(dict(valid, arms=["softmax", "softmax"])))
     put("experiment", "huge_numbers.json", json.dumps(dict(valid, batch_size=1e300, classes=[-1])))
     put("experiment", "broken.json", '{"data": ')
+    protocols = dict(valid, alpha=[0.5], seeds=[0, 1], validation_fraction=0.2, threshold={"softmax": 0.9},
+                     arms=["baseline", "softmax"], flexmatch=True, max_per_class=10, pseudo_weight=0.5,
+                     pseudo_batch_share=0.25, soft_targets=True, global_ranking=True)
+    put("experiment", "protocols.json", json.dumps(protocols, indent=2))
+    put("experiment", "curriculum.json", json.dumps(dict({k: v for k, v in valid.items() if k != "alpha"},
+                                                         curriculum=[0.5, 1.0], retrain_epochs=2, reinitialise=True)))
 
 
 def make_scores():

@@ -237,6 +237,16 @@
   }
 
   // ---- self-training ------------------------------------------------------------
+  // How many pseudo-labels each selecting arm added per epoch, and how many were right.
+  function addedCharts(node, rows, note) {
+    const added = rows.filter((r) => r.epoch > 0 && r.added !== null && r.added_precision !== null);
+    if (!added.length) return;
+    const perRound = (y, title) => ({width: 420, height: 180, data: {values: added}, mark: {type: 'line', point: true},
+      encoding: {x: {field: 'epoch', type: 'quantitative', axis: {tickMinStep: 1}}, color: {field: 'arm', type: 'nominal'},
+        y: {aggregate: 'mean', field: y, type: 'quantitative', title: title, scale: {zero: false}}}});
+    chart(node, 'pseudo-labels added per epoch' + note, perRound('added', 'images added'));
+    chart(node, 'precision of the added pseudo-labels' + note, perRound('added_precision', 'precision'));
+  }
   if (data.selftrain) {
     const st = data.selftrain;
     if (st.epochs) {
@@ -275,16 +285,10 @@
               {mark: {type: 'line', point: true}, encoding: {y: {aggregate: 'mean', field: 'accuracy', type: 'quantitative'}}}]});
           node.append(el('p', {}, seeds.size + ' seeds: the line is the mean over seeds, the band runs from the lowest ' +
             'to the highest seed' + (protocol === 'joint' ? '.' : ' (each seed: the mean over the classes run).')));
-          const added = rows.filter((r) => r.epoch > 0 && r.added !== null && r.added_precision !== null);
-          if (added.length) {
-            const perRound = (y, title) => ({width: 420, height: 180, data: {values: added},
-              mark: {type: 'line', point: true},
-              encoding: Object.assign({y: {aggregate: 'mean', field: y, type: 'quantitative', title: title, scale: {zero: false}}}, encoding)});
-            chart(node, 'pseudo-labels added per epoch (mean over seeds)', perRound('added', 'images added'));
-            chart(node, 'precision of the added pseudo-labels (mean over seeds)', perRound('added_precision', 'precision'));
-          }
+          addedCharts(node, rows, ' (mean over seeds)');
         } else if (protocol === 'joint') {
           chart(node, 'accuracy per epoch, joint protocol', Object.assign({width: 420, height: 240, data: {values: rows}}, line));
+          addedCharts(node, rows, '');
         } else {
           const classes = st.stats ? st.stats.classes : undefined;
           chart(node, 'accuracy per epoch, per-class protocol', {data: {values: rows},
