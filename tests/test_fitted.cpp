@@ -340,6 +340,19 @@ TEST(FittedScores, ShardsFilesAndThreadsGiveTheSameScores) {
   const auto merged = merge_references(std::move(shards), names);
   TempDir dir;
   save_reference(merged, dir.file("r.st"));
+  // The files merge into the same set, unless together they pass the memory limit.
+  std::vector<std::string> files;
+  for (std::size_t i : {1, 2, 3}) {
+    options.shard_index = i;
+    files.push_back(dir.file("shard" + std::to_string(i) + ".st"));
+    save_reference(fit_reference(model, *reference, options), files.back());
+  }
+  save_reference(merge_reference_files(files, 0), dir.file("from-files.st"));
+  EXPECT_EQ(testing::read_bytes(dir.file("from-files.st")), testing::read_bytes(dir.file("r.st")));
+  EXPECT_ERROR_CONTAINS(merge_reference_files(files, 100),
+                        "max_memory: merging 3 shards holds their");
+  EXPECT_ERROR_CONTAINS(merge_reference_files(files, 100), "bytes at once, over the limit of 100 bytes");
+  EXPECT_ERROR_CONTAINS(merge_reference_files({dir.file("missing.st")}, 0), "missing.st: cannot read");
   const auto loaded = load_reference(dir.file("r.st"));
   check_reference_matches(loaded, model, "r.st");
   set_threads(1);

@@ -24,6 +24,10 @@ std::string fixed(double value, int decimals) {
   return buf;
 }
 
+std::string format_bytes(std::uint64_t bytes) {
+  return bytes < (std::uint64_t(1) << 20) ? std::to_string(bytes) + " bytes" : std::to_string(bytes >> 20) + " MiB";
+}
+
 std::string csv_field(const std::string& text) {
   if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
   std::string quoted = "\"";

@@ -286,13 +286,11 @@ std::unique_ptr<FittedScore> new_features_fit(const FitContext& context) {
   const auto& classes = context.model.meta().class_names;
   const std::uint64_t bytes = knn_features_bytes(context.images, tap.numel(), classes.size(), context.options.knn_index);
   const std::uint64_t limit = memory_limit(context.options.max_bytes);
-  // Bytes below a MiB, so that a small limit reads as what it is.
-  auto size = [](std::uint64_t b) { return b < (1u << 20) ? std::to_string(b) + " bytes" : std::to_string(b >> 20) + " MiB"; };
   if (bytes > limit)
-    fail_option("max_memory", "the reference features need " + size(bytes) + " (" + std::to_string(context.images) +
+    fail_option("max_memory", "the reference features need " + format_bytes(bytes) + " (" + std::to_string(context.images) +
                                   " images x " + std::to_string(tap.numel()) + " neurons x 3 copies of 4 bytes, labels and ids" +
                                   (context.options.knn_index == "ivf" ? ", the IVF lists" : "") + "), over the limit of " +
-                                  size(limit));
+                                  format_bytes(limit));
   return std::make_unique<FeaturesFit>(tap.name, tap.numel(), context.model.meta().class_names, context.options);
 }
 

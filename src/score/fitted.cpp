@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -17,6 +18,7 @@
 #include "imagescore/core/json.hpp"
 #include "imagescore/core/partition.hpp"
 #include "imagescore/core/progress.hpp"
+#include "imagescore/core/text.hpp"
 #include "imagescore/score/registry.hpp"
 
 namespace imagescore {
@@ -243,6 +245,24 @@ ReferenceSet reference_of(ProfileSet profiles) {
   set.options.taps = profiles.tap_names();
   set.fits.push_back(detail::profiles_fit_from(std::move(profiles)));
   return set;
+}
+
+ReferenceSet merge_reference_files(const std::vector<std::string>& paths, std::uint64_t max_bytes) {
+  // Every shard is held at once, each about as large in memory as on disk.
+  std::uint64_t total = 0;
+  for (const auto& path : paths) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec) fail(path, "cannot read: " + ec.message());
+    total += size;
+  }
+  const std::uint64_t limit = memory_limit(max_bytes);
+  if (total > limit)
+    fail_option("max_memory", "merging " + std::to_string(paths.size()) + " shards holds their " +
+                                  format_bytes(total) + " at once, over the limit of " + format_bytes(limit) + " (raise --max-memory, or merge fewer shards per step)");
+  std::vector<ReferenceSet> shards;
+  for (const auto& path : paths) shards.push_back(load_reference(path));
+  return merge_references(std::move(shards), paths);
 }
 
 ReferenceSet merge_references(std::vector<ReferenceSet> shards, const std::vector<std::string>& names) {

@@ -34,6 +34,7 @@ void add_profile_command(CLI::App& app) {
     std::string shard = "1/1";
     std::vector<std::string> merge_inputs;
     std::string merge_out;
+    std::uint64_t merge_max_bytes = 0;
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("profile",
@@ -74,12 +75,11 @@ void add_profile_command(CLI::App& app) {
   auto* merge = cmd->add_subcommand("merge", "Merge the shards of one profile into what one pass gives");
   merge->add_option("inputs", opt->merge_inputs, "Shard files")->required();
   merge->add_option("--out", opt->merge_out, "Merged profile file")->required();
+  merge->add_option("--max-memory", opt->merge_max_bytes, "Largest total of shard files to hold at once, in bytes (default: half the memory)");
   add_global_options(*merge);
   merge->callback([opt] {
     run_command([&] {
-      std::vector<ReferenceSet> shards;
-      for (const auto& path : opt->merge_inputs) shards.push_back(load_reference(path));
-      auto merged = merge_references(std::move(shards), opt->merge_inputs);
+      auto merged = merge_reference_files(opt->merge_inputs, opt->merge_max_bytes);
       save_reference(merged, opt->merge_out);
       report_exclusions(merged);
       return describe(merged, opt->merge_out);

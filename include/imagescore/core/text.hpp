@@ -3,6 +3,7 @@
 #pragma once
 
 #include <charconv>
+#include <cstdint>
 #include <string>
 #include <system_error>
 
@@ -13,6 +14,10 @@ std::string format_double(double value);
 
 // A number for tables: `decimals` digits after the point, "-" for NaN.
 std::string fixed(double value, int decimals);
+
+// A memory or file size for messages: "N bytes" below a MiB, whole MiB above, so that a
+// small limit reads as what it is.
+std::string format_bytes(std::uint64_t bytes);
 
 // A CSV field as the toolkit writes it: quoted (RFC 4180) when it contains a comma, a
 // quote or a line break, unchanged otherwise.

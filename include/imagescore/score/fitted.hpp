@@ -172,6 +172,9 @@ ReferenceSet reference_of(ProfileSet profiles);
 // Merges shards 1..K (given in any order) into what one pass gives; fails on shards of
 // other models, options, data or taps, and on missing or repeated shards.
 ReferenceSet merge_references(std::vector<ReferenceSet> shards, const std::vector<std::string>& names);
+// Loads the shard files and merges them, after checking that they fit in memory together
+// (their sizes against memory_limit(max_bytes); OptionError "max_memory" otherwise).
+ReferenceSet merge_reference_files(const std::vector<std::string>& paths, std::uint64_t max_bytes);
 // After the statistics of every shard were added into `set` (MPI): marks it whole and
 // finishes every fit.
 void finish_reference(ReferenceSet& set);
