@@ -259,7 +259,7 @@ ReferenceSet merge_reference_files(const std::vector<std::string>& paths, std::u
   const std::uint64_t limit = memory_limit(max_bytes);
   if (total > limit)
     fail_option("max_memory", "merging " + std::to_string(paths.size()) + " shards holds their " +
-                                  format_bytes(total) + " at once, over the limit of " + format_bytes(limit) + " (raise --max-memory, or merge fewer shards per step)");
+                                  format_bytes(total) + " at once, over the limit of " + format_bytes(limit) + " (raise --max-memory on a machine with the memory)");
   std::vector<ReferenceSet> shards;
   for (const auto& path : paths) shards.push_back(load_reference(path));
   return merge_references(std::move(shards), paths);
