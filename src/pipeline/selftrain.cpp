@@ -175,9 +175,9 @@ Selection choose_pseudo_labels(Context& c, Model& model, const Run& run, int rou
   const auto scores = table.values(column);
   std::vector<int> pred;
   std::vector<std::size_t> ids;
-  for (const auto& row : table.rows) {
-    if (!std::isfinite(row.values[table.column(column)]))
-      fail(table.path, "image " + std::to_string(row.id) + " has a non-finite " + column);
+  for (std::size_t i = 0; i < table.rows.size(); ++i) {
+    const auto& row = table.rows[i];
+    if (!std::isfinite(scores[i])) fail(table.path, "image " + std::to_string(row.id) + " has a non-finite " + column);
     pred.push_back(row.pred);
     ids.push_back(row.id);
   }
@@ -203,17 +203,16 @@ void write_epochs_file(const Context& c) {
   write_file_atomic(c.dir + "/epochs.jsonl", epoch_records_jsonl(records));
 }
 
-// The base run's initial model (the experiment's seed).
-std::unique_ptr<TrainableModel> fresh_model(const Context& c) {
-  return create_model(c.e.model, c.training->shape(), c.train_all->class_names(),
-                      compute_normalization(*c.training, c.o.threads), c.e.train.seed);
+// The base run's initial model (the experiment's seed), normalised as given.
+std::unique_ptr<TrainableModel> fresh_model(const Context& c, const Normalization& norm) {
+  return create_model(c.e.model, c.training->shape(), c.train_all->class_names(), norm, c.e.train.seed);
 }
 
 // The model a run resumes from: its last checkpoint, the one it starts from, or a fresh one.
 std::unique_ptr<TrainableModel> starting_model(const Context& c, const Run& run, int done) {
   if (done > 0) return load_trainable_model(checkpoint(run.dir, done));
   if (!run.start_model.empty()) return load_trainable_model(run.start_model);
-  return fresh_model(c);
+  return fresh_model(c, compute_normalization(*c.training, c.o.threads));
 }
 
 // What one epoch trains on: the labelled part with its labels plus the selection with its
@@ -288,7 +287,7 @@ void execute_run(Context& c, const Run& run) {
       // Curriculum labelling's rounds start from the initial weights (the base model's
       // initialisation), with a fresh optimizer; only the selection carries over.
       if (c.e.pseudo.reinitialise) {
-        model = fresh_model(c);
+        model = fresh_model(c, model->meta().normalization);  // the base run's, carried by every checkpoint
         trainer = std::make_unique<Trainer>(*model, to);
       }
     }
