@@ -10,7 +10,14 @@
 #include <fstream>
 #include <sstream>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <csignal>
 
 #include "imagescore/core/error.hpp"
 #include "imagescore/core/progress.hpp"
@@ -172,6 +179,104 @@ std::uint32_t crc32_of_file(const std::string& path) {
   }
   if (in.bad()) fail(path, "read error");
   return crc;
+}
+
+}  // namespace imagescore
+
+namespace imagescore {
+namespace {
+
+// The live mappings, for the SIGBUS handler: fixed slots that it reads without locks or
+// allocation (a slot is published by storing its start last and retired by clearing it).
+struct MappingSlot {
+  std::atomic<const char*> begin{nullptr};
+  std::size_t size = 0;
+  char message[600] = {};
+  std::size_t message_size = 0;
+};
+constexpr std::size_t kMappingSlots = 64;
+MappingSlot g_mappings[kMappingSlots];
+
+std::size_t take_slot(const char* begin, std::size_t size, const std::string& path) {
+  const std::string message = "imagescore: error: " + path + ": truncated while in use (memory-mapped)\n";
+  for (std::size_t i = 0; i < kMappingSlots; ++i) {
+    const char* expected = nullptr;
+    // Claim with a placeholder, fill, then publish the real start.
+    static const char claimed = 0;
+    if (!g_mappings[i].begin.compare_exchange_strong(expected, &claimed)) continue;
+    g_mappings[i].size = size;
+    g_mappings[i].message_size = std::min(message.size(), sizeof g_mappings[i].message);
+    std::memcpy(g_mappings[i].message, message.data(), g_mappings[i].message_size);
+    g_mappings[i].begin.store(begin);
+    return i;
+  }
+  return kMappingSlots;  // not registered: a fault then has no name, only the default signal
+}
+
+void on_bus_error(int signal, siginfo_t* info, void*) {
+  const char* address = static_cast<const char*>(info->si_addr);
+  for (auto& slot : g_mappings) {
+    const char* begin = slot.begin.load();
+    if (begin && slot.size && address >= begin && address < begin + slot.size) {
+      ssize_t written = write(STDERR_FILENO, slot.message, slot.message_size);
+      (void)written;
+      _exit(1);
+    }
+  }
+  ::signal(signal, SIG_DFL);
+  raise(signal);
+}
+
+}  // namespace
+
+MappedFile::MappedFile(const std::string& path) : path_(path) {
+  check_input_file(path);
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) fail(path, std::string("cannot open: ") + std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd_, &st) != 0) {
+    const int error = errno;
+    ::close(fd_);
+    fail(path, std::string("cannot read: ") + std::strerror(error));
+  }
+  size_ = std::size_t(st.st_size);
+  mtime_ns_ = std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  if (size_ > 0) {
+    void* address = mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
+    if (address == MAP_FAILED) {
+      const int error = errno;
+      ::close(fd_);
+      fail(path, std::string("cannot map into memory: ") + std::strerror(error));
+    }
+    data_ = static_cast<const char*>(address);
+  }
+  slot_ = take_slot(data_, size_, path);
+}
+
+MappedFile::~MappedFile() {
+  if (slot_ < kMappingSlots) g_mappings[slot_].begin.store(nullptr);
+  if (data_) munmap(const_cast<char*>(data_), size_);
+  ::close(fd_);
+}
+
+void MappedFile::check_unchanged() const {
+  struct stat st {};
+  if (fstat(fd_, &st) != 0) fail(path_, std::string("cannot read: ") + std::strerror(errno));
+  const std::int64_t mtime = std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  if (std::size_t(st.st_size) != size_ || mtime != mtime_ns_)
+    fail(path_, "changed while in use (it is memory-mapped: write a new file and rename it instead of editing it in place)");
+}
+
+void MappedFile::release_pages() const {
+  if (data_) madvise(const_cast<char*>(data_), size_, MADV_DONTNEED);
+}
+
+void install_mapped_file_fault_handler() {
+  struct sigaction action {};
+  action.sa_sigaction = on_bus_error;
+  action.sa_flags = SA_SIGINFO;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGBUS, &action, nullptr);
 }
 
 }  // namespace imagescore

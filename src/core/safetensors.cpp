@@ -244,9 +244,10 @@ void write_safetensors(const std::string& path, const SafetensorsFile& file) {
   write_file_atomic(path, [&](std::ostream& out) { out.write(bytes.data(), std::streamsize(bytes.size())); });
 }
 
-SafetensorsFile read_safetensors(const std::string& path) { return decode_safetensors(read_file(path), path); }
+namespace {
 
-SafetensorsFile decode_safetensors(const std::string& raw, const std::string& path) {
+SafetensorsFile decode(std::string_view raw, const std::string& path,
+                       const std::function<bool(const StoredTensor&)>& keep_mapped) {
   if (raw.size() < 8) {
     fail(path, "too short for a safetensors file (" + std::to_string(raw.size()) + " bytes, need at least 8)");
   }
@@ -312,9 +313,27 @@ SafetensorsFile decode_safetensors(const std::string& raw, const std::string& pa
   }
 
   for (TensorEntry& entry : entries) {
-    entry.tensor.bytes = raw.substr(data_start + entry.begin, entry.end - entry.begin);
+    const std::string_view bytes = raw.substr(data_start + entry.begin, entry.end - entry.begin);
+    if (keep_mapped && keep_mapped(entry.tensor))
+      entry.tensor.mapped = bytes;
+    else
+      entry.tensor.bytes = std::string(bytes);
     file.tensors.push_back(std::move(entry.tensor));
   }
+  return file;
+}
+
+}  // namespace
+
+SafetensorsFile read_safetensors(const std::string& path) { return decode_safetensors(read_file(path), path); }
+
+SafetensorsFile decode_safetensors(const std::string& raw, const std::string& path) { return decode(raw, path, nullptr); }
+
+SafetensorsFile map_safetensors(const std::string& path, const std::function<bool(const StoredTensor&)>& keep_mapped) {
+  auto mapping = std::make_shared<const MappedFile>(path);
+  SafetensorsFile file = decode(std::string_view(mapping->data(), mapping->size()), path, keep_mapped);
+  mapping->release_pages();
+  file.mapping = std::move(mapping);
   return file;
 }
 

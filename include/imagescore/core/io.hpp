@@ -46,4 +46,38 @@ std::uint64_t memory_limit(std::uint64_t asked);
 // The CRC-32 of a whole file, read in blocks (memory does not grow with the file).
 std::uint32_t crc32_of_file(const std::string& path);
 
+// A file mapped read-only into memory, so that its large parts (the profiles' masks) are
+// paged in as they are read instead of being held. Our writers replace files by renaming,
+// which a mapping does not see; a file changed in place is noticed by check_unchanged(),
+// and one truncated in place faults on access: with install_mapped_file_fault_handler()
+// that fault ends the program with a one-line error naming the file.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);  // fails naming the file
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const char* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+  // Fails ("<path>: changed while in use ...") when the file's size or modification time
+  // differ from when it was mapped.
+  void check_unchanged() const;
+  // Drops the mapping's resident pages (read again from the page cache when touched), as
+  // after a checksum over the whole file.
+  void release_pages() const;
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  const char* data_ = nullptr;
+  std::size_t size_ = 0;
+  std::int64_t mtime_ns_ = 0;
+  std::size_t slot_ = 0;
+};
+
+// Turns SIGBUS inside a MappedFile (its file truncated while in use) into "imagescore:
+// error: <path>: truncated while in use (memory-mapped)" and exit status 1.
+void install_mapped_file_fault_handler();
+
 }  // namespace imagescore

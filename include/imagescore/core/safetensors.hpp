@@ -8,8 +8,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace imagescore {
@@ -18,11 +21,16 @@ enum class DType { F64, F32, I64, U8, BOOL };
 const char* dtype_name(DType dtype);      // "F64", "F32", "I64", "U8", "BOOL"
 std::size_t dtype_size(DType dtype);
 
+class MappedFile;
+
 struct StoredTensor {
   std::string name;
   DType dtype = DType::F32;
   std::vector<std::int64_t> shape;
   std::string bytes;  // raw little-endian data, product(shape) * dtype_size bytes
+  // Instead of `bytes`, where map_safetensors left the tensor in its file's mapping.
+  std::string_view mapped;
+  std::string_view data() const { return mapped.data() ? mapped : std::string_view(bytes); }
   std::size_t numel() const;
 };
 
@@ -42,6 +50,7 @@ struct SafetensorsFile {
   bool has(const std::string& name) const;
   std::string path;  // set by the reader, for error messages
   Integrity integrity = Integrity::None;  // set by the reader
+  std::shared_ptr<const MappedFile> mapping;  // what `mapped` tensors point into
 };
 
 // Written atomically. Tensor names must be unique; metadata must not use the keys
@@ -52,6 +61,10 @@ void write_safetensors(const std::string& path, const SafetensorsFile& file);
 // syntax, dtype names, shapes (non-negative, product fits), offsets (in range, ordered,
 // non-overlapping, covering the data section), and the checksum. Errors name the file.
 SafetensorsFile read_safetensors(const std::string& path);
+// The same, with the file mapped into memory: the tensors `keep_mapped` picks stay there
+// (`mapped`, paged in when read; `bytes` empty), the others are copied. The checksum is
+// verified over the mapping, whose pages are then given back.
+SafetensorsFile map_safetensors(const std::string& path, const std::function<bool(const StoredTensor&)>& keep_mapped);
 
 // The same in memory (sending files between processes): `path` names them in errors.
 std::string encode_safetensors(const SafetensorsFile& file, const std::string& path);
