@@ -40,10 +40,12 @@ def main():
     print("model", profile["model"], "options", profile["options"])
     for k, p in enumerate(profile["profiles"]):
         for tap in p["taps"]:
+            n = int(np.prod(tap["shape"]))
             mask = tensors[f"p{k}/{tap['name']}/mask"]
-            reference = tensors[f"p{k}/{tap['name']}/reference"]
+            if profile["version"] >= 2:  # bit-packed: neuron i is bit i % 8 of byte i / 8
+                mask = np.unpackbits(mask, bitorder="little")[:n].reshape(tap["shape"])
             status = "excluded: " + tap["reason"] if tap["excluded"] else f"|M| = {int(mask.sum())}"
-            print(f"{p['name']:>12} {tap['name']:>8} n={reference.size:6d} t={tap['threshold']:.4f} {status}")
+            print(f"{p['name']:>12} {tap['name']:>8} n={n:6d} t={tap['threshold']:.4f} {status}")
 
 
 if __name__ == "__main__":

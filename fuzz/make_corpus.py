@@ -147,10 +147,28 @@ def profile_file(classes=("a", "b"), shape=(2, 2), count=3, global_profile=False
     return safetensors(tensors, {"imagescore.profile": json.dumps(meta)})
 
 
+def packed_profile_file(shape=(3, 5), count=3):
+    """Version 2 without sums: the bit-packed masks alone (neuron i in bit i % 8 of byte i // 8)."""
+    n = shape[0] * shape[1]
+    tensors, profiles = [], []
+    for p, name in enumerate(("a", "b")):
+        mask = [int((i + p) % 3 == 0) for i in range(n)]
+        packed = bytes(sum(mask[8 * b + j] << j for j in range(min(8, n - 8 * b))) for b in range((n + 7) // 8))
+        tensors.append(("p%d/conv1/mask" % p, "U8", [len(packed)], packed))
+        profiles.append({"name": name, "count": count, "taps": [
+            {"name": "conv1", "shape": list(shape), "threshold": 0.75, "mask_count": sum(mask),
+             "excluded": False, "reason": ""}]})
+    meta = {"format": "imagescore-profile", "version": 2, "model": {"arch": "small-cnn", "weights_hash": "0123456789abcdef"},
+            "data": "idx:data", "options": {"rho": 0.5, "norm": "linf", "scale": "mean", "global": False},
+            "classes": ["a", "b"], "shard": [1, 1], "fixed_point_bits": 32, "exact_sums": False, "profiles": profiles}
+    return safetensors(tensors, {"imagescore.profile": json.dumps(meta)})
+
+
 def make_profile():
     put("profile", "per_class.st", profile_file())
     put("profile", "global.st", profile_file(global_profile=True))
     put("profile", "shard.st", profile_file(shard=(2, 3)))
+    put("profile", "packed.st", packed_profile_file())
     put("profile", "empty_class.st", profile_file(count=0))
     put("profile", "negative_tap_shape.st", profile_file(shape=(-2, -2)))
     put("profile", "not_profile.st", safetensors([("x", "F32", [2], b"\0" * 8)], {}))

@@ -18,7 +18,8 @@ using testing::PixelModel;
 const ImageShape kShape{1, 2, 2};  // 4 "neurons" per tap
 
 // Class 0's reference images are {1,0,2,0} and {3,0,2,1}: sum {4,0,4,1}, mean {2,0,2,0.5}.
-ProfileSet hand_profiles(const ProfileOptions& options, Model& model) {
+ProfileSet hand_profiles(ProfileOptions options, Model& model) {
+  options.keep_sums = true;  // for the reference activations
   ProfileBuilder builder(model, resolve_taps(model, {"x", "neg"}), options);
   auto batch = batch_of(kShape, {{1, 0, 2, 0}, {3, 0, 2, 1}, {0, 5, 0, 0}}, {0, 0, 1});
   builder.add(model.forward(batch, resolve_taps(model, {"x", "neg"})), batch.labels);
@@ -38,16 +39,17 @@ TEST(ImageScore, HandComputedProfile) {
   auto set = hand_profiles({}, model);
   const auto& tap = set.profiles[0].taps[0];
   EXPECT_EQ(set.profiles[0].count, 2u);
-  EXPECT_EQ(tap.reference, (std::vector<double>{2, 0, 2, 0.5}));
+  EXPECT_EQ(reference_activation(tap, 2, set.options), (std::vector<double>{2, 0, 2, 0.5}));
   EXPECT_DOUBLE_EQ(tap.threshold, 1.0);  // 0.5 * max
-  EXPECT_EQ(tap.mask, (std::vector<std::uint8_t>{1, 0, 1, 0}));
+  EXPECT_EQ(unpack_mask(tap), (std::vector<std::uint8_t>{1, 0, 1, 0}));
+  EXPECT_EQ(tap.mask, (std::vector<std::uint64_t>{0b0101}));  // bit i is neuron i
   EXPECT_EQ(tap.mask_count, 2u);
   // The negated tap never exceeds 0: excluded and reported.
   EXPECT_TRUE(set.profiles[0].taps[1].excluded);
   ASSERT_EQ(set.exclusions().size(), 2u);
   EXPECT_EQ(set.exclusions()[0], "a/neg: max of the reference activation is <= 0");
   // Class b: mean {0,5,0,0}, t = 2.5, mask {0,1,0,0}.
-  EXPECT_EQ(set.profiles[1].taps[0].mask, (std::vector<std::uint8_t>{0, 1, 0, 0}));
+  EXPECT_EQ(unpack_mask(set.profiles[1].taps[0]), (std::vector<std::uint8_t>{0, 1, 0, 0}));
 }
 
 TEST(ImageScore, HandComputedOverlaps) {
@@ -87,7 +89,7 @@ TEST(ImageScore, NormsAndScales) {
   ProfileOptions sum;
   sum.scale = ProfileScale::Sum;  // A = {4,0,4,1}, t = 2: the literal reading
   auto s = hand_profiles(sum, model);
-  EXPECT_EQ(s.profiles[0].taps[0].reference, (std::vector<double>{4, 0, 4, 1}));
+  EXPECT_EQ(reference_activation(s.profiles[0].taps[0], 2, s.options), (std::vector<double>{4, 0, 4, 1}));
   EXPECT_DOUBLE_EQ(s.profiles[0].taps[0].threshold, 2.0);
   // On the scale of the sum, a single image's mask is nearly empty: the floor applies.
   EXPECT_DOUBLE_EQ(score_of(s, 0, {1.5f, 3.f, 0.5f, 0.f}, {Overlap::Recall, 0}), std::log(0.25));
@@ -202,7 +204,9 @@ TEST(ImageScore, ProfileSumsStayExactWithLargeActivations) {
     images.push_back(x);
     labels.push_back(i % 3 != 0 ? 0 : 1);
   }
-  ProfileBuilder builder(model, resolve_taps(model, {"x"}), {});
+  ProfileOptions keep;
+  keep.keep_sums = true;
+  ProfileBuilder builder(model, resolve_taps(model, {"x"}), keep);
   auto batch = batch_of(shape, images, labels);
   builder.add(model.forward(batch, resolve_taps(model, {"x"})), batch.labels);
   auto set = builder.finish("large");

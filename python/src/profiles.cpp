@@ -114,14 +114,18 @@ void bind_profiles(py::module_& m) {
       .def("tap", [](const Profiles& p, std::size_t profile, const std::string& tap) {
         const TapProfile& t = find_tap(p.set, profile, tap);
         py::dict d;
-        d["reference"] = tap_array(t.reference, t.shape);
-        d["mask"] = tap_array(t.mask, t.shape).attr("astype")("bool");
+        const std::uint64_t count = p.set.profiles[profile].count;
+        d["reference"] = t.sum.size() == t.numel() && count > 0
+                             ? py::object(tap_array(reference_activation(t, count, p.set.options), t.shape))
+                             : py::object(py::none());
+        d["mask"] = tap_array(unpack_mask(t), t.shape).attr("astype")("bool");
         d["threshold"] = t.threshold;
         d["mask_count"] = t.mask_count;
         d["excluded"] = t.excluded;
         d["reason"] = t.exclusion_reason;
         return d;
-      }, py::arg("profile"), py::arg("tap"), "One profile's tap: reference A, mask M, threshold t, exclusion")
+      }, py::arg("profile"), py::arg("tap"),
+           "One profile's tap: reference A (None unless the exact sums were kept), mask M, threshold t, exclusion")
       .def("save", [](const Profiles& p, const std::string& path) {
         py::gil_scoped_release release;
         save_profiles(p.set, path);
@@ -146,11 +150,15 @@ void bind_profiles(py::module_& m) {
 
   py::class_<ProfilesFromBatches>(m, "ProfileBuilder", "Adds activations batch by batch; memory does not grow with the images")
       .def(py::init([](const std::shared_ptr<Model>& model, const std::vector<std::string>& taps, double rho,
-                       const std::string& norm, const std::string& scale, bool global) {
-             return std::make_unique<ProfilesFromBatches>(model, taps, profile_options(rho, norm, scale, global));
+                       const std::string& norm, const std::string& scale, bool global, bool keep_sums) {
+             auto options = profile_options(rho, norm, scale, global);
+             options.keep_sums = keep_sums;
+             return std::make_unique<ProfilesFromBatches>(model, taps, options);
            }),
            py::arg("model"), py::arg("taps") = std::vector<std::string>{}, py::arg("rho") = 0.5, py::arg("norm") = "linf",
-           py::arg("scale") = "mean", py::arg("global_profile") = false)
+           py::arg("scale") = "mean", py::arg("global_profile") = false, py::arg("keep_sums") = false,
+           "keep_sums keeps the exact sums beside the masks: the reference activations, and a file that can be checked "
+           "against them")
       .def_property_readonly("taps", [](const ProfilesFromBatches& b) { return tap_list(b.taps()); })
       .def("add", &ProfilesFromBatches::add, py::arg("activations"), py::arg("labels") = py::none(), py::arg("images") = py::none(),
            "Adds one batch: activations by tap (dict, or list in tap order) and one label per image (a global "

@@ -19,7 +19,7 @@ def two_class_model(weights_hash="h1"):
 def hand_profiles():
     """Class a: x rows [1, .5, .5], [1, 0, 1] -> A = [1, .25, .75], t = .5, M = [1, 0, 1].
     Class b: x row [0, 2, 0] -> A = [0, 2, 0], t = 1, M = [0, 1, 0]."""
-    builder = isc.ProfileBuilder(two_class_model(), ["x"], rho=0.5)
+    builder = isc.ProfileBuilder(two_class_model(), ["x"], rho=0.5, keep_sums=True)
     builder.add({"x": np.array([[1, 0.5, 0.5], [1, 0, 1]], np.float32)}, [0, 0])
     builder.add({"x": np.array([[0, 2, 0]], np.float32)}, np.array([1]))
     return builder.finish("hand")
@@ -130,7 +130,7 @@ def test_arrays_are_taken_as_they_come():
     x = rng.normal(size=(5, 3)).astype(np.float32)
     y = rng.normal(size=(5, 2, 2)).astype(np.float32)
     labels = np.array([0, 1, 1, 0, 1])
-    reference = isc.ProfileBuilder(two_class_model(), ["x", "y"])
+    reference = isc.ProfileBuilder(two_class_model(), ["x", "y"], keep_sums=True)
     reference.add({"x": x, "y": y}, labels)
     reference = reference.finish()
     padded = np.concatenate([y, np.full((1, 2, 2), np.nan, np.float32)])
@@ -143,7 +143,7 @@ def test_arrays_are_taken_as_they_come():
         [x, np.asfortranarray(y)],
     ]
     for form in forms:
-        builder = isc.ProfileBuilder(two_class_model(), ["x", "y"])
+        builder = isc.ProfileBuilder(two_class_model(), ["x", "y"], keep_sums=True)
         builder.add(form, torch.from_numpy(labels))
         profiles = builder.finish()
         for tap in ("x", "y"):
@@ -153,10 +153,10 @@ def test_arrays_are_taken_as_they_come():
 
 def test_batches_from_several_threads_add_up_exactly():
     batches = list(random_batches(2, 24))
-    one = isc.ProfileBuilder(two_class_model(), ["x", "y"])
+    one = isc.ProfileBuilder(two_class_model(), ["x", "y"], keep_sums=True)
     for activations, labels in batches:
         one.add(activations, labels)
-    many = isc.ProfileBuilder(two_class_model(), ["x", "y"])
+    many = isc.ProfileBuilder(two_class_model(), ["x", "y"], keep_sums=True)
     threads = [threading.Thread(target=lambda part: [many.add(*b) for b in part], args=(batches[i::4],)) for i in range(4)]
     for t in threads:
         t.start()

@@ -14,7 +14,8 @@ class ProfilesFit : public FittedScore {
   // Fitting.
   ProfilesFit(const FitContext& context)
       : builder_(std::make_unique<ProfileBuilder>(context.model, resolve_taps(context.model, context.options.taps),
-                                                  context.options.profile)),
+                                                  context.options.profile, context.options.max_bytes,
+                                                  context.options.profile_group, context.shard)),
         data_spec_(context.data_spec) {
     for (auto id : resolve_taps(context.model, context.options.taps)) taps_.push_back(context.model.taps()[id].name);
   }
@@ -32,12 +33,19 @@ class ProfilesFit : public FittedScore {
     builder_->add(view(a), labels);
   }
 
+  std::size_t passes() const override { return builder_ ? builder_->passes() : 1; }
+  bool takes(std::size_t pass, std::size_t cls) const override { return builder_ && builder_->takes(pass, cls); }
+  void begin_pass(std::size_t pass) override {
+    if (builder_) builder_->begin_pass(pass);
+  }
+
   void finish(bool whole) override {
     if (builder_) {
-      set_ = builder_->finish(data_spec_, !whole);
+      set_ = std::move(*builder_).finish(data_spec_, !whole);
       builder_.reset();
+    } else if (whole) {
+      finish_merge(set_);
     }
-    if (whole) finish_merge(set_);
   }
 
   void merge(const FittedScore& shard) override {
@@ -85,6 +93,7 @@ class ProfilesFit : public FittedScore {
   }
 
   const ProfileSet& profiles() const { return set_; }
+  ProfileSet take() { return std::move(set_); }
 
  private:
   // The profile an image is scored against: its predicted class's, or the global one.
@@ -106,15 +115,13 @@ class ProfilesFit : public FittedScore {
 
 }  // namespace
 
-std::unique_ptr<FittedScore> new_profiles_fit(const FitContext& context) {
-  check_profile_memory(context.model, resolve_taps(context.model, context.options.taps), context.options.profile.global,
-                       memory_limit(context.options.max_bytes));
-  return std::make_unique<ProfilesFit>(context);
-}
+std::unique_ptr<FittedScore> new_profiles_fit(const FitContext& context) { return std::make_unique<ProfilesFit>(context); }
 
 std::unique_ptr<FittedScore> profiles_fit_from(ProfileSet profiles) {
   return std::make_unique<ProfilesFit>(std::move(profiles));
 }
+
+ProfileSet take_profiles_of(FittedScore& fit) { return static_cast<ProfilesFit&>(fit).take(); }
 
 const ProfileSet* profiles_of(const FittedScore& fit) {
   auto* profiles = dynamic_cast<const ProfilesFit*>(&fit);

@@ -20,6 +20,7 @@ struct FitContext {
   const FitOptions& options;
   std::string data_spec;
   std::size_t images = 0;  // reference images this pass will add
+  bool shard = false;      // finishes as a shard (keeps the statistics a merge adds up)
 };
 
 std::unique_ptr<FittedScore> new_profiles_fit(const FitContext& context);
@@ -27,8 +28,11 @@ std::unique_ptr<FittedScore> new_features_fit(const FitContext& context);
 std::unique_ptr<FittedScore> new_gaussian_fit(const FitContext& context);
 std::unique_ptr<FittedScore> new_nac_fit(const FitContext& context);
 
-// The profile set of a "profiles" fit.
+// The profile set of a "profiles" fit; take_profiles moves it out of a reference set that
+// holds one.
 const ProfileSet* profiles_of(const FittedScore& fit);
+ProfileSet take_profiles(ReferenceSet& set);
+ProfileSet take_profiles_of(FittedScore& fit);
 
 // Readers: `meta` is the fit's metadata entry in `file` (errors name file.path).
 std::unique_ptr<FittedScore> profiles_fit_from(ProfileSet profiles);

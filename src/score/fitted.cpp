@@ -28,7 +28,7 @@ using json = nlohmann::json;
 constexpr const char* kReferenceKey = "imagescore.reference";
 
 json options_json(const FitOptions& o) {
-  return {{"rho", o.profile.rho},
+  json j = {{"rho", o.profile.rho},
           {"norm", to_string(o.profile.norm)},
           {"scale", to_string(o.profile.scale)},
           {"global", o.profile.global},
@@ -43,6 +43,8 @@ json options_json(const FitOptions& o) {
           {"nac_bins", o.nac.bins},
           {"nac_min_count", o.nac.min_count},
           {"nac_steepness", o.nac.steepness}};
+  if (o.profile.keep_sums) j["keep_sums"] = true;  // files without the key keep none
+  return j;
 }
 
 FitOptions options_from(const json& j, const std::string& where) {
@@ -52,6 +54,7 @@ FitOptions options_from(const json& j, const std::string& where) {
     o.profile.norm = parse_norm(json_field<std::string>(j, "norm", where));
     o.profile.scale = parse_scale(json_field<std::string>(j, "scale", where));
     o.profile.global = json_field<bool>(j, "global", where);
+    o.profile.keep_sums = json_field_or<bool>(j, "keep_sums", false, where);
     o.taps = json_field<std::vector<std::string>>(j, "taps", where);
     o.feature_tap = json_field<std::string>(j, "feature_tap", where);
     o.knn_k = json_field<std::size_t>(j, "knn_k", where);
@@ -155,7 +158,7 @@ json ReferenceSet::summary() const {
 }
 
 ReferenceBuilder::ReferenceBuilder(const Model& model, const FitOptions& options, const std::vector<std::string>& scores,
-                                   std::string data_spec, std::size_t images) {
+                                   std::string data_spec, std::size_t images, bool shard) {
   options.validate();
   std::vector<std::string> names = scores;
   if (names.empty()) {
@@ -174,7 +177,7 @@ ReferenceBuilder::ReferenceBuilder(const Model& model, const FitOptions& options
   set_.class_names = meta.class_names;
   set_.data_spec = std::move(data_spec);
   set_.options = options;
-  detail::FitContext context{model, set_.options, set_.data_spec, images};
+  detail::FitContext context{model, set_.options, set_.data_spec, images, shard};
   for (const auto& kind : kinds) set_.fits.push_back(new_fit(kind, context));
   std::vector<std::string> tap_names;
   for (const auto& fit : set_.fits)
@@ -184,15 +187,40 @@ ReferenceBuilder::ReferenceBuilder(const Model& model, const FitOptions& options
   for (auto id : tap_ids_) computed_.push_back(model.taps()[id].name);
 }
 
+std::size_t ReferenceBuilder::passes() const {
+  std::size_t passes = 1;
+  for (const auto& fit : set_.fits) passes = std::max(passes, fit->passes());
+  return passes;
+}
+
+bool ReferenceBuilder::takes(std::size_t pass, std::size_t cls) const {
+  for (const auto& fit : set_.fits)
+    if (fit->passes() > pass && fit->takes(pass, cls)) return true;
+  return false;
+}
+
+void ReferenceBuilder::begin_pass(std::size_t pass) {
+  if (finished_) fail("reference set", "already finished");
+  if (pass != pass_ + 1 || pass >= passes())
+    fail("reference set", "pass " + std::to_string(pass + 1) + " of " + std::to_string(passes()) + " out of order");
+  pass_ = pass;
+  for (auto& fit : set_.fits)
+    if (fit->passes() > pass) fit->begin_pass(pass);
+}
+
 void ReferenceBuilder::add(const ForwardOutput& out, const std::vector<std::size_t>& ids,
                            const std::vector<std::int64_t>& labels) {
   if (finished_) fail("reference set", "already finished");
   const Activations a{&out, computed_, ids};
-  for (auto& fit : set_.fits) fit->add(a, labels);
+  for (auto& fit : set_.fits)
+    if (fit->passes() > pass_) fit->add(a, labels);
 }
 
 ReferenceSet ReferenceBuilder::finish(std::size_t shard_index, std::size_t shard_count) {
   if (finished_) fail("reference set", "already finished");
+  if (pass_ + 1 != passes())
+    fail("reference set", "fitted in " + std::to_string(pass_ + 1) + " of its " + std::to_string(passes()) +
+                              " passes over the reference images");
   finished_ = true;
   for (auto& fit : set_.fits) fit->finish(shard_count == 1);
   set_.shard_index = shard_index;
@@ -211,26 +239,46 @@ ReferenceSet fit_reference(Model& model, const ImageSource& given, const FitRunO
   check_shard_count(source.spec(), n, options.shard_count);
   const auto [begin, end] = shard_range(n, options.shard_index, options.shard_count);
   const std::string data = options.data_part.empty() ? source.spec() : source.spec() + " (" + options.data_part + ")";
-  ReferenceBuilder builder(model, options.fit, options.scores, data, end - begin);
+  ReferenceBuilder builder(model, options.fit, options.scores, data, end - begin, options.shard_count > 1);
 
-  std::vector<std::size_t> part(end - begin);
-  for (std::size_t i = begin; i < end; ++i) part[i - begin] = i;
-  auto shard = subset(source, std::move(part));
+  // One pass over the shard's images, or one per group of classes over the images the
+  // pass takes (only labelled sources have groups).
+  std::vector<std::vector<std::size_t>> parts(builder.passes());
+  for (std::size_t i = begin; i < end; ++i)
+    for (std::size_t pass = 0; pass < parts.size(); ++pass)
+      if (parts.size() == 1 || builder.takes(pass, std::size_t(source.label(i)))) parts[pass].push_back(i);
+  std::size_t images = 0;
+  for (const auto& part : parts) images += part.size();
+  Progress progress(parts.size() > 1 ? "profile (" + std::to_string(parts.size()) + " passes)" : "profile", images, options.quiet);
   LoaderOptions lo;
   lo.batch_size = options.batch_size;
   lo.threads = options.threads;
-  BatchLoader loader(*shard, model.meta().normalization, lo);
-  Progress progress("profile", loader.num_images(), options.quiet);
-  Batch batch;
-  std::vector<std::size_t> ids;
-  while (loader.next(batch)) {
-    ids.clear();
-    for (auto index : batch.indices) ids.push_back(shard->id(index));
-    builder.add(model.forward(batch, builder.tap_ids()), ids, batch.labels);
-    progress.advance(batch.size());
+  for (std::size_t pass = 0; pass < parts.size(); ++pass) {
+    if (pass > 0) builder.begin_pass(pass);
+    auto shard = subset(source, std::move(parts[pass]));
+    BatchLoader loader(*shard, model.meta().normalization, lo);
+    Batch batch;
+    std::vector<std::size_t> ids;
+    while (loader.next(batch)) {
+      ids.clear();
+      for (auto index : batch.indices) ids.push_back(shard->id(index));
+      builder.add(model.forward(batch, builder.tap_ids()), ids, batch.labels);
+      progress.advance(batch.size());
+    }
   }
   progress.finish();
   return builder.finish(options.shard_index, options.shard_count);
+}
+
+ProfileSet detail::take_profiles(ReferenceSet& set) {
+  for (auto& fit : set.fits)
+    if (fit->kind() == "profiles") {
+      ProfileSet profiles = detail::take_profiles_of(*fit);
+      profiles.shard_index = set.shard_index;
+      profiles.shard_count = set.shard_count;
+      return profiles;
+    }
+  fail("reference set", "holds no profiles");
 }
 
 ReferenceSet reference_of(ProfileSet profiles) {
@@ -381,7 +429,11 @@ ReferenceSet reference_from(const SafetensorsFile& file) {
 
 }  // namespace
 
-ReferenceSet load_reference(const std::string& path) { return reference_from(read_safetensors(path)); }
+ReferenceSet load_reference(const std::string& path) { return reference_from(map_profile_file(path)); }
+
+void ReferenceSet::check_unchanged() const {
+  if (const ProfileSet* set = profiles(); set && set->mapping) set->mapping->check_unchanged();
+}
 
 ReferenceSet decode_reference(const std::string& bytes, const std::string& where) {
   return reference_from(decode_safetensors(bytes, where));

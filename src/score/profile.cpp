@@ -13,6 +13,8 @@
 #include "imagescore/core/progress.hpp"
 #include "imagescore/core/io.hpp"
 #include "imagescore/core/runtime.hpp"
+#include "fits.hpp"
+#include "imagescore/score/fitted.hpp"
 #include "imagescore/score/scores_table.hpp"
 
 namespace imagescore {
@@ -72,10 +74,18 @@ void fold(std::vector<std::int64_t>& partial, std::vector<ExactSum>& sum, std::s
   }
 }
 
+// A of neuron i: the exact sum in 2^-32 units over the divisor (count, or 1 with scale=sum).
+double reference_value(const TapProfile& tap, std::size_t i, double divisor) {
+  return double(tap.sum[i]) / kFixedScale / divisor;
+}
+
+double reference_divisor(std::uint64_t count, const ProfileOptions& o) {
+  return o.scale == ProfileScale::Mean ? double(count) : 1.0;
+}
+
 void finalize_tap(TapProfile& tap, std::uint64_t count, const ProfileOptions& o) {
   const std::size_t n = tap.numel();
-  tap.reference.assign(n, 0.0);
-  tap.mask.assign(n, 0);
+  tap.mask.assign(mask_words(n), 0);
   tap.mask_count = 0;
   tap.excluded = false;
   tap.exclusion_reason.clear();
@@ -86,12 +96,11 @@ void finalize_tap(TapProfile& tap, std::uint64_t count, const ProfileOptions& o)
     tap.exclusion_reason = "no reference images";
     return;
   }
-  const double divisor = o.scale == ProfileScale::Mean ? double(count) : 1.0;
+  const double divisor = reference_divisor(count, o);
   double max_value = -std::numeric_limits<double>::infinity();
   double max_abs = 0, sum_abs = 0, sum_sq = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    double a = double(tap.sum[i]) / kFixedScale / divisor;
-    tap.reference[i] = a;
+    const double a = reference_value(tap, i, divisor);
     max_value = std::max(max_value, a);
     max_abs = std::max(max_abs, std::fabs(a));
     sum_abs += std::fabs(a);
@@ -104,22 +113,32 @@ void finalize_tap(TapProfile& tap, std::uint64_t count, const ProfileOptions& o)
     case ThresholdNorm::L2: norm = std::sqrt(sum_sq / double(n)); break;
   }
   tap.threshold = o.rho * norm;
-  float f = float(tap.threshold);
-  if (double(f) < tap.threshold) f = std::nextafter(f, std::numeric_limits<float>::infinity());
-  tap.threshold_float = f;
+  tap.threshold_float = threshold_as_float(tap.threshold);
   if (!(max_value > 0)) {
     tap.excluded = true;
     tap.exclusion_reason = "max of the reference activation is <= 0";
     return;
   }
-  for (std::size_t i = 0; i < n; ++i) {
-    tap.mask[i] = tap.reference[i] >= tap.threshold;
-    tap.mask_count += tap.mask[i];
-  }
+  // A is recomputed rather than stored: the same operations give the same doubles.
+  for (std::size_t i = 0; i < n; ++i)
+    if (reference_value(tap, i, divisor) >= tap.threshold) {
+      tap.mask[i >> 6] |= std::uint64_t(1) << (i & 63);
+      ++tap.mask_count;
+    }
   if (tap.mask_count == 0) {
     tap.excluded = true;
     tap.exclusion_reason = "no neuron reaches the threshold";
   }
+}
+
+// Derives the masks of every tap that holds sums; frees the sums unless `keep`.
+void finalize_profiles(ProfileSet& set, bool keep) {
+  for (auto& p : set.profiles)
+    for (auto& t : p.taps) {
+      if (t.sum.size() != t.numel()) continue;
+      finalize_tap(t, p.count, set.options);
+      if (!keep) std::vector<ExactSum>().swap(t.sum);
+    }
 }
 
 void check_no_empty_class(const ProfileSet& set) {
@@ -129,10 +148,35 @@ void check_no_empty_class(const ProfileSet& set) {
 
 }  // namespace
 
-void ProfileSet::finalize() {
-  for (auto& p : profiles)
-    for (auto& t : p.taps) finalize_tap(t, p.count, options);
+float threshold_as_float(double threshold) {
+  float f = float(threshold);
+  if (double(f) < threshold) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+  return f;
 }
+
+std::vector<std::uint8_t> unpack_mask(const TapProfile& tap) {
+  std::vector<std::uint8_t> bytes(tap.numel());
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = tap.in_mask(i);
+  return bytes;
+}
+
+std::vector<double> reference_activation(const TapProfile& tap, std::uint64_t count, const ProfileOptions& options) {
+  if (tap.sum.size() != tap.numel())
+    fail("tap '" + tap.name + "'", "the profile kept no exact sums, so its reference activation is gone (build it with keep_sums)");
+  std::vector<double> a(tap.numel());
+  const double divisor = reference_divisor(count, options);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = reference_value(tap, i, divisor);
+  return a;
+}
+
+bool ProfileSet::has_sums() const {
+  for (const auto& p : profiles)
+    for (const auto& t : p.taps)
+      if (t.sum.size() != t.numel()) return false;
+  return !profiles.empty();
+}
+
+void ProfileSet::finalize() { finalize_profiles(*this, true); }
 
 std::vector<std::string> ProfileSet::tap_names() const {
   std::vector<std::string> names;
@@ -149,40 +193,38 @@ std::vector<std::string> ProfileSet::exclusions() const {
   return lines;
 }
 
-namespace {
-
-std::uint64_t profile_bytes(const Model& model, const std::vector<std::size_t>& tap_ids, bool global,
-                            std::uint64_t per_neuron) {
-  std::uint64_t neurons = 0;
-  for (auto id : tap_ids) neurons += model.taps().at(id).numel();
-  const std::uint64_t profiles = global ? 1 : model.meta().num_classes();
-  return profiles * neurons * per_neuron;  // < 2^20 classes x 2^40 neurons x 33: no overflow
+ProfileMemory plan_profile_memory(const Model& model, const std::vector<std::size_t>& tap_ids, const ProfileOptions& options,
+                                  std::uint64_t limit, std::size_t group) {
+  ProfileMemory m;
+  std::uint64_t mask_bytes = 0;
+  for (auto id : tap_ids) {
+    m.neurons += model.taps().at(id).numel();
+    mask_bytes += 8 * mask_words(model.taps()[id].numel());
+  }
+  m.profiles = options.global ? 1 : model.meta().num_classes();
+  m.building = m.neurons * (sizeof(ExactSum) + sizeof(std::int64_t));
+  m.built = mask_bytes + (options.keep_sums ? m.neurons * sizeof(ExactSum) : 0);
+  // < 2^20 classes x 2^40 neurons x 24 bytes: no overflow.
+  const std::uint64_t built_all = m.profiles * m.built;
+  const std::uint64_t room = limit > built_all ? limit - built_all : 0;
+  const std::size_t fits = std::size_t(std::min<std::uint64_t>(m.profiles, room / std::max<std::uint64_t>(m.building, 1)));
+  m.group = options.keep_sums ? m.profiles : group ? std::min(group, m.profiles) : fits;
+  if (m.group == 0 || m.group > fits)
+    fail_option("max_memory", "the profiles need " + format_bytes(std::max<std::size_t>(m.group, 1) * m.building + built_all) +
+                                  " to build (" + std::to_string(m.profiles) + " profiles x " + std::to_string(m.neurons) +
+                                  " neurons: " + std::to_string(m.built) + " bytes each once built, " +
+                                  std::to_string(m.building) + " while building" +
+                                  (options.keep_sums ? ", all at once to keep the sums" : "") + "), over the limit of " +
+                                  format_bytes(limit) + ": choose fewer or smaller taps (--taps), or one global profile");
+  return m;
 }
 
-}  // namespace
-
-std::uint64_t profile_build_bytes(const Model& model, const std::vector<std::size_t>& tap_ids, bool global) {
-  return profile_bytes(model, tap_ids, global, sizeof(ExactSum) + sizeof(std::int64_t) + sizeof(double) + 1);
-}
-
-std::uint64_t profile_file_bytes(const Model& model, const std::vector<std::size_t>& tap_ids, bool global) {
-  return profile_bytes(model, tap_ids, global, sizeof(ExactSum) + sizeof(double) + 1);
-}
-
-void check_profile_memory(const Model& model, const std::vector<std::size_t>& tap_ids, bool global, std::uint64_t limit) {
-  const std::uint64_t bytes = profile_build_bytes(model, tap_ids, global);
-  if (bytes <= limit) return;
-  std::uint64_t neurons = 0;
-  for (auto id : tap_ids) neurons += model.taps().at(id).numel();
-  fail_option("max_memory", "the profiles need " + std::to_string(bytes >> 20) + " MiB to build (" +
-                                std::to_string(global ? 1 : model.meta().num_classes()) + " profiles x " +
-                                std::to_string(neurons) + " neurons x 33 bytes), over the limit of " +
-                                std::to_string(limit >> 20) + " MiB: choose fewer or smaller taps (--taps), or one global profile");
-}
-
-ProfileBuilder::ProfileBuilder(const Model& model, const std::vector<std::size_t>& tap_ids, const ProfileOptions& options) {
+ProfileBuilder::ProfileBuilder(const Model& model, const std::vector<std::size_t>& tap_ids, const ProfileOptions& options,
+                               std::uint64_t max_bytes, std::size_t group, bool shard) {
   options.validate();
-  check_profile_memory(model, tap_ids, options.global, memory_limit(0));
+  ProfileOptions planned = options;
+  planned.keep_sums = options.keep_sums || shard;
+  memory_ = plan_profile_memory(model, tap_ids, planned, memory_limit(max_bytes), group);
   const auto& meta = model.meta();
   set_.options = options;
   set_.model_arch = meta.arch;
@@ -196,16 +238,49 @@ ProfileBuilder::ProfileBuilder(const Model& model, const std::vector<std::size_t
       TapProfile t;
       t.name = model.taps().at(id).name;
       t.shape = model.taps()[id].shape;
-      t.sum.assign(model.taps()[id].numel(), 0);
+      t.neurons = model.taps()[id].numel();
       p.taps.push_back(std::move(t));
     }
     set_.profiles.push_back(std::move(p));
   }
   partial_.assign(set_.profiles.size(), std::vector<std::vector<std::int64_t>>(tap_ids.size()));
   partial_images_.assign(set_.profiles.size(), std::vector<std::size_t>(tap_ids.size(), 0));
+  begin_pass(0);
 }
 
 ProfileBuilder::~ProfileBuilder() = default;
+
+bool ProfileBuilder::takes(std::size_t pass, std::size_t cls) const {
+  return set_.options.global || cls / memory_.group == pass;
+}
+
+void ProfileBuilder::begin_pass(std::size_t pass) {
+  if (pass >= passes() || (pass > 0 && pass != pass_ + 1))
+    fail("profile", "pass " + std::to_string(pass + 1) + " of " + std::to_string(passes()) + " out of order");
+  if (pass > 0) close_group();
+  pass_ = pass;
+  for (std::size_t c = 0; c < set_.profiles.size(); ++c)
+    if (takes(pass, c))
+      for (auto& t : set_.profiles[c].taps) t.sum.assign(t.numel(), 0);
+}
+
+// Folds the open group's partial sums into its exact sums and frees them; unless it is
+// the last group, derives its masks and frees its exact sums too (only a build in one
+// group keeps them: keep_sums and shards).
+void ProfileBuilder::close_group() {
+  const bool last = pass_ + 1 == passes();
+  for (std::size_t c = 0; c < set_.profiles.size(); ++c) {
+    if (!takes(pass_, c)) continue;
+    for (std::size_t l = 0; l < partial_[c].size(); ++l) {
+      flush(c, l);
+      std::vector<std::int64_t>().swap(partial_[c][l]);
+      if (last) continue;
+      TapProfile& tap = set_.profiles[c].taps[l];
+      finalize_tap(tap, set_.profiles[c].count, set_.options);
+      std::vector<ExactSum>().swap(tap.sum);
+    }
+  }
+}
 
 void ProfileBuilder::flush(std::size_t profile, std::size_t tap) {
   auto& partial = partial_[profile][tap];
@@ -227,7 +302,7 @@ void ProfileBuilder::add(const ForwardOutput& out, const std::vector<std::int64_
         fail("profile", "image label " + std::to_string(class_of[i]) + " outside the model's classes");
       cls = std::size_t(class_of[i]);
     }
-    members[cls].push_back(i);
+    if (takes(pass_, cls)) members[cls].push_back(i);
   }
   for (std::size_t c = 0; c < members.size(); ++c) set_.profiles[c].count += members[c].size();
   std::uint32_t limit_bits;
@@ -277,52 +352,49 @@ void ProfileBuilder::add(const ForwardOutput& out, const std::vector<std::int64_
   }
 }
 
-ProfileSet ProfileBuilder::finish(const std::string& data_spec, bool allow_empty_classes) {
-  for (std::size_t c = 0; c < partial_.size(); ++c)
-    for (std::size_t l = 0; l < partial_[c].size(); ++l) flush(c, l);
-  set_.data_spec = data_spec;
-  if (!allow_empty_classes) check_no_empty_class(set_);
-  set_.finalize();
+ProfileSet ProfileBuilder::finish(const std::string& data_spec, bool shard) & {
+  finish_in_place(data_spec, shard);
   return set_;
 }
 
-ProfileSet build_profiles(Model& model, const ImageSource& given, const ProfileRunOptions& options) {
-  options.profile.validate();
-  const auto aligned = align_to_model(model, given);
-  const ImageSource& source = *aligned;
-  if (!options.profile.global && !source.labelled())
-    fail(source.spec(), "per-class profiles need labelled images (or build one global profile)");
-  auto tap_ids = resolve_taps(model, options.taps);
-  const std::size_t n = source.size();
-  if (n == 0) fail(source.spec(), "no images");
-  check_shard_count(source.spec(), n, options.shard_count);
-  const auto [begin, end] = shard_range(n, options.shard_index, options.shard_count);
-  std::vector<std::size_t> part(end - begin);
-  for (std::size_t i = begin; i < end; ++i) part[i - begin] = i;
-  auto shard = subset(source, std::move(part));
+ProfileSet ProfileBuilder::finish(const std::string& data_spec, bool shard) && {
+  finish_in_place(data_spec, shard);
+  return std::move(set_);
+}
 
-  ProfileBuilder builder(model, tap_ids, options.profile);
-  LoaderOptions lo;
-  lo.batch_size = options.batch_size;
-  lo.threads = options.threads;
-  BatchLoader loader(*shard, model.meta().normalization, lo);
-  Progress progress("profile", loader.num_images(), options.quiet);
-  Batch batch;
-  while (loader.next(batch)) {
-    builder.add(model.forward(batch, tap_ids), batch.labels);
-    progress.advance(batch.size());
-  }
-  progress.finish();
-  auto set = builder.finish(source.spec(), options.shard_count > 1);
-  set.shard_index = options.shard_index;
-  set.shard_count = options.shard_count;
-  return set;
+void ProfileBuilder::finish_in_place(const std::string& data_spec, bool shard) {
+  if (pass_ + 1 != passes())
+    fail("profile", "built in " + std::to_string(pass_ + 1) + " of its " + std::to_string(passes()) +
+                        " passes over the reference images");
+  if (shard && passes() > 1)
+    fail("profile", "a shard keeps the exact sums of every class, which need " + format_bytes(memory_.profiles * memory_.building) +
+                        " here, over the memory limit: give the limit (--max-memory) on a machine with the memory");
+  close_group();
+  set_.data_spec = data_spec;
+  if (!shard) check_no_empty_class(set_);
+  finalize_profiles(set_, set_.options.keep_sums || shard);
+}
+
+ProfileSet build_profiles(Model& model, const ImageSource& source, const ProfileRunOptions& options) {
+  FitRunOptions run;
+  run.fit.profile = options.profile;
+  run.fit.taps = options.taps;
+  run.fit.max_bytes = options.max_bytes;
+  run.fit.profile_group = options.group;
+  run.scores = {"image_score"};
+  run.shard_index = options.shard_index;
+  run.shard_count = options.shard_count;
+  run.batch_size = options.batch_size;
+  run.threads = options.threads;
+  run.quiet = options.quiet;
+  auto reference = fit_reference(model, source, run);
+  return detail::take_profiles(reference);
 }
 
 void finish_merge(ProfileSet& set) {
   set.shard_index = set.shard_count = 1;
   check_no_empty_class(set);
-  set.finalize();
+  finalize_profiles(set, set.options.keep_sums);
 }
 
 ProfileSet merge_profiles(const std::vector<ProfileSet>& shards, const std::vector<std::string>& names) {

@@ -36,6 +36,10 @@ check "model info estimates the profiles" grep -q '"profile_estimate": {' info.o
 expect_error "--max-memory: the profiles need" "$imagescore" profile --model model.st --data $data --max-memory 1000 --out x.st
 
 "$imagescore" profile --model model.st --data $data --split-file split.json --part training --out prof.st -q
+"$imagescore" profile --model model.st --data $data --split-file split.json --part training --class-group 1 --out grouped.st -q
+check "profiles built one class per pass give the same file" cmp -s prof.st grouped.st
+"$imagescore" profile --model model.st --data $data --split-file split.json --part training --keep-sums --out sums.st -q
+check "--keep-sums keeps the exact sums (a larger file)" test "$(stat -c %s sums.st)" -gt "$(stat -c %s prof.st)"
 for i in 1 2; do
   "$imagescore" profile --model model.st --data $data --split-file split.json --shard $i/2 --out shard$i.st -q
 done
@@ -43,6 +47,8 @@ done
 "$imagescore" score --model model.st --profiles prof.st --data $data --split-file split.json --part additional --out s1.csv -q
 "$imagescore" score --model model.st --profiles merged.st --data $data --split-file split.json --part additional --out s2.csv -q
 check "merged shards score exactly like one pass" cmp -s s1.csv s2.csv
+"$imagescore" score --model model.st --profiles sums.st --data $data --split-file split.json --part additional --out s7.csv -q
+check "kept sums score exactly like masks alone" cmp -s s1.csv s7.csv
 # Shards of different parts of the data never merge.
 "$imagescore" profile --model model.st --data $data --split-file split.json --part additional --shard 2/2 --out other2.st -q
 expect_error "other2.st: built from other data than shard1.st" "$imagescore" profile merge shard1.st other2.st --out x.st

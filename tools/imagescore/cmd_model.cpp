@@ -4,6 +4,7 @@
 
 #include "common.hpp"
 #include "imagescore/core/io.hpp"
+#include "imagescore/core/text.hpp"
 #include "imagescore/score/profile.hpp"
 #include "imagescore/core/error.hpp"
 #include "imagescore/models/model.hpp"
@@ -53,10 +54,12 @@ void add_model_command(CLI::App& app) {
   add_init_command(*cmd);
   auto* info = cmd->add_subcommand("info", "List a model's taps with their shapes");
   auto preprocess = std::make_shared<std::string>();
+  auto max_bytes = std::make_shared<std::uint64_t>(0);
   info->add_option("--model", *path, "Model checkpoint or TorchScript file")->required();
+  info->add_option("--max-memory", *max_bytes, "Memory limit of the profile estimate, in bytes (default: half the memory)");
   info->add_option("--preprocess", *preprocess, "TorchScript: preprocessing JSON (default: MODEL.json)");
   add_global_options(*info);
-  info->callback([path, preprocess] {
+  info->callback([path, preprocess, max_bytes] {
     run_command([&] {
       auto model = load_model(*path, *preprocess);
       const auto& m = model->meta();
@@ -68,8 +71,16 @@ void add_model_command(CLI::App& app) {
         taps.push_back({{"name", t.name}, {"shape", t.shape}, {"neurons", t.numel()}, {"default", is_default(i)}});
       }
       // What per-class profiles over the default taps cost (issue: 1,000-class models).
-      const std::uint64_t build_bytes = profile_build_bytes(*model, defaults, false);
-      const std::uint64_t file_bytes = profile_file_bytes(*model, defaults, false);
+      const std::uint64_t limit = memory_limit(*max_bytes);
+      ProfileMemory plan;
+      std::string refusal;
+      try {
+        plan = plan_profile_memory(*model, defaults, ProfileOptions{}, limit);
+      } catch (const OptionError& e) {
+        refusal = e.what();
+      }
+      std::uint64_t neurons = 0;
+      for (auto id : defaults) neurons += model->taps()[id].numel();
       if (!global_options().json) {
         std::printf("%s: %s, input %dx%dx%d, %zu classes, weights %s\ntrained on: %s\n\n%-12s %-16s %10s\n",
                     path->c_str(), m.arch.c_str(), m.input.channels, m.input.height, m.input.width, m.num_classes(),
@@ -80,10 +91,23 @@ void add_model_command(CLI::App& app) {
           for (auto d : t.shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
           std::printf("%-12s %-16s %10zu%s\n", t.name.c_str(), shape.c_str(), t.numel(), is_default(i) ? "  default" : "");
         }
-        std::printf("\nper-class profiles over the default taps: %.1f MiB to build, a %.1f MiB file "
-                    "(limit: half the memory, %.0f MiB, or --max-memory)\n",
-                    double(build_bytes) / (1 << 20), double(file_bytes) / (1 << 20), double(memory_limit(0) >> 20));
+        std::printf("\nper-class profiles over the default taps (%llu neurons, %s of activations per image in a batch):\n",
+                    (unsigned long long)neurons, format_bytes(4 * neurons).c_str());
+        if (refusal.empty())
+          std::printf("  %s at most while building (%zu classes per pass, %zu passes), a %s file; limit %s\n",
+                      format_bytes(plan.peak()).c_str(), plan.group, plan.passes(), format_bytes(plan.file_bytes()).c_str(),
+                      format_bytes(limit).c_str());
+        else
+          std::printf("  refused: %s\n", refusal.c_str());
       }
+      nlohmann::json estimate = {{"neurons", neurons}, {"limit_bytes", limit}, {"activation_bytes_per_image", 4 * neurons}};
+      if (refusal.empty())
+        estimate.update({{"peak_bytes", plan.peak()},
+                         {"file_bytes", plan.file_bytes()},
+                         {"classes_per_pass", plan.group},
+                         {"passes", plan.passes()}});
+      else
+        estimate["refusal"] = refusal;
       return nlohmann::json{{"arch", m.arch},
                             {"input", {m.input.channels, m.input.height, m.input.width}},
                             {"classes", m.class_names},
@@ -91,7 +115,7 @@ void add_model_command(CLI::App& app) {
                             {"data", m.data_spec},
                             {"training", nlohmann::json::parse(m.training_json)},
                             {"taps", taps},
-                            {"profile_estimate", {{"build_bytes", build_bytes}, {"file_bytes", file_bytes}}}};
+                            {"profile_estimate", estimate}};
     });
   });
 }

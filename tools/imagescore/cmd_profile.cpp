@@ -62,7 +62,14 @@ void add_profile_command(CLI::App& app) {
   cmd->add_option("--nac-bins", opt->run.fit.nac.bins, "nac: interval edges of a neuron's state (M)")->default_val(50);
   cmd->add_option("--nac-min-count", opt->run.fit.nac.min_count, "nac: images that cover an interval fully (O)")->default_val(50.0);
   cmd->add_option("--nac-steepness", opt->run.fit.nac.steepness, "nac: steepness of the state's sigmoid (alpha)")->default_val(100.0);
-  cmd->add_option("--max-memory", opt->run.fit.max_bytes, "Largest reference features to store, in bytes (default: half the memory)");
+  cmd->add_option("--max-memory", opt->run.fit.max_bytes,
+                  "Memory the profiles' sums and the reference features may take, in bytes (default: half the memory); "
+                  "profiles that do not fit at once are built a group of classes per pass");
+  cmd->add_option("--class-group", opt->run.fit.profile_group,
+                  "Image score: classes whose profiles are built in one pass (default: as many as --max-memory allows)");
+  cmd->add_flag("--keep-sums", opt->run.fit.profile.keep_sums,
+                "Image score: keep the exact sums in the file beside the bit-packed masks (16 bytes per neuron and class; "
+                "shards always keep them)");
   cmd->add_option("--rho", opt->run.fit.profile.rho, "Threshold factor: t = rho * ||A||")->default_val(0.5);
   cmd->add_option("--norm", opt->norm, "Norm of the threshold: linf, l1 or l2")->default_val("linf");
   cmd->add_option("--scale", opt->scale, "mean (default) or sum (the paper's literal reading)")->default_val("mean");

@@ -13,6 +13,7 @@
 #include "common.hpp"
 #include "imagescore/dist/dist.hpp"
 #include "imagescore/core/error.hpp"
+#include "imagescore/core/io.hpp"
 #include "imagescore/core/progress.hpp"
 #include "imagescore/core/runtime.hpp"
 #include "imagescore/core/version.hpp"
@@ -85,6 +86,7 @@ int run_command_line(int argc, char** argv) {
   imagescore::tune_malloc(true);
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
+  imagescore::install_mapped_file_fault_handler();
 
   CLI::App app{"imagescore: score, select and pseudo-label images with a trained CNN"};
   app.require_subcommand(1);

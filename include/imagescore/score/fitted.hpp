@@ -56,6 +56,8 @@ struct FitOptions {
   NacOptions nac;
   std::uint64_t max_bytes = 0;        // what a fit may hold (the profiles' sums, the stored
                                       // reference features): at most this; 0: half the machine's memory
+  std::size_t profile_group = 0;      // classes whose profiles are built at once (0: as many as
+                                      // fit in max_bytes); changes no score, so not in the file
   void validate() const;
 };
 
@@ -90,6 +92,13 @@ class FittedScore {
   // Adds the statistics of the next shard (shards merge in shard order); finish(true)
   // after the last.
   virtual void merge(const FittedScore& shard) = 0;
+  // Passes over the reference images the fit needs: the profiles hold the sums of one
+  // group of classes at a time where all would not fit in memory. Pass p > 0 gives a fit
+  // with more than p passes only the images of the classes it takes(p, class), after
+  // begin_pass(p).
+  virtual std::size_t passes() const { return 1; }
+  virtual bool takes(std::size_t pass, std::size_t /*cls*/) const { return pass == 0; }
+  virtual void begin_pass(std::size_t pass) { (void)pass; }
 
   // Scores the images of one pass: values[i * columns.size() + c] for each wanted column
   // (a subset of columns(), in that order); pred[i] is image i's predicted class.
@@ -124,6 +133,8 @@ struct ReferenceSet {
   // What the file holds, for people: shard, columns, each profile's counts and taps, the
   // taps excluded from the image score.
   nlohmann::json summary() const;
+  // Fails when the file its masks are mapped from was changed in place since it was loaded.
+  void check_unchanged() const;
 };
 
 // The fitted scores `scores` (registry names; empty: every cheap fitted score the model
@@ -148,11 +159,17 @@ class ReferenceBuilder {
  public:
   // `scores`: registry names, empty for every cheap fitted score the model allows; `images`:
   // the reference images the passes will add, against which the memory of stored features
-  // is checked before any is added.
+  // is checked before any is added; `shard`: it will finish as a shard, which keeps every
+  // exact sum (so its memory is planned for them).
   ReferenceBuilder(const Model& model, const FitOptions& options, const std::vector<std::string>& scores,
-                   std::string data_spec, std::size_t images);
+                   std::string data_spec, std::size_t images, bool shard = false);
   // The taps each pass must compute, as positions in the model's taps().
   const std::vector<std::size_t>& tap_ids() const { return tap_ids_; }
+  // Passes over the reference images (FittedScore::passes): pass 0 over all of them,
+  // each later pass, after begin_pass(p), over the images of the classes takes(p, c).
+  std::size_t passes() const;
+  bool takes(std::size_t pass, std::size_t cls) const;
+  void begin_pass(std::size_t pass);
   // Adds the images of one pass over tap_ids(): labels[i] is image i's class; ids (their
   // positions in the data set) may be empty.
   void add(const ForwardOutput& out, const std::vector<std::size_t>& ids, const std::vector<std::int64_t>& labels);
@@ -163,6 +180,7 @@ class ReferenceBuilder {
   ReferenceSet set_;
   std::vector<std::size_t> tap_ids_;
   std::vector<std::string> computed_;  // the names of tap_ids_, as a pass holds them
+  std::size_t pass_ = 0;
   bool finished_ = false;
 };
 
@@ -180,7 +198,8 @@ ReferenceSet merge_reference_files(const std::vector<std::string>& paths, std::u
 void finish_reference(ReferenceSet& set);
 
 // The reference file: safetensors; a profile file of earlier versions (the image score
-// alone) reads as a reference set too. docs/formats.md describes both.
+// alone) reads as a reference set too. docs/formats.md describes both. Loading maps the
+// file: the image score's masks stay in the mapping (load_profiles).
 void save_reference(const ReferenceSet& set, const std::string& path);
 ReferenceSet load_reference(const std::string& path);
 // The same in memory (MPI).
