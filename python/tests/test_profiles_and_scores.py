@@ -38,6 +38,12 @@ def test_profiles_of_a_hand_computed_case():
     np.testing.assert_array_equal(b["reference"], [0, 2, 0])
     assert (b["threshold"], b["mask_count"]) == (1.0, 1)
     assert p.exclusions() == []
+    # Without keep_sums only the masks are kept: the same mask, no reference activation.
+    compact = isc.ProfileBuilder(two_class_model(), ["x"], rho=0.5)
+    compact.add({"x": np.array([[1, 0.5, 0.5], [1, 0, 1], [0, 2, 0]], np.float32)}, [0, 0, 1])
+    c = compact.finish("hand").tap(0, "x")
+    assert c["reference"] is None
+    np.testing.assert_array_equal(c["mask"], [True, False, True])
 
 
 def test_excluded_taps_are_named():
