@@ -206,25 +206,30 @@ bool SafetensorsFile::has(const std::string& name) const {
   return std::any_of(tensors.begin(), tensors.end(), [&](const StoredTensor& t) { return t.name == name; });
 }
 
-std::string encode_safetensors(const SafetensorsFile& file, const std::string& path) {
+namespace {
+
+// The header (with its checksum) of a file of these tensors, laid out in order; the
+// checksum runs over the tensors' data in place, so no copy of it is made.
+std::string encode_header(const SafetensorsFile& file, const std::string& path) {
   for (const char* key : {kChecksumKey, kDataChecksumKey}) {
     if (file.metadata.count(key)) fail(path, std::string("metadata key '") + key + "' is reserved");
   }
   json header = json::object();
-  std::string data;
+  std::uint64_t offset = 0;
   for (const StoredTensor& tensor : file.tensors) {
     if (tensor.name == kMetadataKey) fail(path, std::string("tensor name '") + kMetadataKey + "' is reserved");
     if (header.contains(tensor.name)) fail(path, "duplicate tensor name " + in_quotes(tensor.name));
-    check_tensor_size(path, tensor, tensor.bytes.size());
-    header[tensor.name] = {{"dtype", dtype_name(tensor.dtype)},
-                           {"shape", tensor.shape},
-                           {"data_offsets", {data.size(), data.size() + tensor.bytes.size()}}};
-    data += tensor.bytes;
+    const std::size_t size = tensor.data().size();
+    check_tensor_size(path, tensor, size);
+    header[tensor.name] = {{"dtype", dtype_name(tensor.dtype)}, {"shape", tensor.shape}, {"data_offsets", {offset, offset + size}}};
+    offset += size;
   }
   header[kMetadataKey] = json::object();
   for (const auto& [key, value] : file.metadata) header[kMetadataKey][key] = value;
-  const std::string checksum = full_checksum(header, data.data(), data.size());
-  header[kMetadataKey][kChecksumKey] = checksum;
+  const std::string canonical = header.dump();
+  std::uint32_t crc = crc32_of(canonical.data(), canonical.size());
+  for (const StoredTensor& tensor : file.tensors) crc = crc32_of(tensor.data().data(), tensor.data().size(), crc);
+  header[kMetadataKey][kChecksumKey] = kChecksumPrefix + hex8(crc);
 
   std::string header_text;
   try {
@@ -236,13 +241,26 @@ std::string encode_safetensors(const SafetensorsFile& file, const std::string& p
   header_text.append((8 - header_text.size() % 8) % 8, ' ');
   std::string length(8, '\0');
   for (int i = 0; i < 8; ++i) length[std::size_t(i)] = char((std::uint64_t(header_text.size()) >> (8 * i)) & 0xff);
-  return length + header_text + data;
+  return length + header_text;
+}
+
+}  // namespace
+
+std::string encode_safetensors(const SafetensorsFile& file, const std::string& path) {
+  std::string bytes = encode_header(file, path);
+  for (const StoredTensor& tensor : file.tensors) bytes += tensor.data();
+  return bytes;
 }
 
 void write_safetensors(const std::string& path, const SafetensorsFile& file) {
-  const std::string bytes = encode_safetensors(file, path);
-  write_file_atomic(path, [&](std::ostream& out) { out.write(bytes.data(), std::streamsize(bytes.size())); });
+  const std::string header = encode_header(file, path);
+  write_file_atomic(path, [&](std::ostream& out) {
+    out.write(header.data(), std::streamsize(header.size()));
+    for (const StoredTensor& tensor : file.tensors) out.write(tensor.data().data(), std::streamsize(tensor.data().size()));
+  });
 }
+
+SafetensorsFile read_safetensors(const std::string& path) { return decode_safetensors(read_file(path), path); }
 
 namespace {
 
@@ -315,7 +333,7 @@ SafetensorsFile decode(std::string_view raw, const std::string& path,
   for (TensorEntry& entry : entries) {
     const std::string_view bytes = raw.substr(data_start + entry.begin, entry.end - entry.begin);
     if (keep_mapped && keep_mapped(entry.tensor))
-      entry.tensor.mapped = bytes;
+      entry.tensor.view = bytes;
     else
       entry.tensor.bytes = std::string(bytes);
     file.tensors.push_back(std::move(entry.tensor));
@@ -325,7 +343,6 @@ SafetensorsFile decode(std::string_view raw, const std::string& path,
 
 }  // namespace
 
-SafetensorsFile read_safetensors(const std::string& path) { return decode_safetensors(read_file(path), path); }
 
 SafetensorsFile decode_safetensors(const std::string& raw, const std::string& path) { return decode(raw, path, nullptr); }
 

@@ -350,7 +350,10 @@ void finish_reference(ReferenceSet& set) {
   for (auto& fit : set.fits) fit->finish(true);
 }
 
-std::string encode_reference(const ReferenceSet& set) {
+namespace {
+
+// The reference file's tensors (the masks as views of the set's memory) and description.
+SafetensorsFile reference_file(const ReferenceSet& set) {
   SafetensorsFile file;
   json kinds = json::array();
   for (const auto& fit : set.fits) {
@@ -366,13 +369,14 @@ std::string encode_reference(const ReferenceSet& set) {
                                       {"options", options_json(set.options)},
                                       {"fits", kinds}}
                                      .dump();
-  return encode_safetensors(file, "reference set");
+  return file;
 }
 
-void save_reference(const ReferenceSet& set, const std::string& path) {
-  const std::string bytes = encode_reference(set);
-  write_file_atomic(path, [&](std::ostream& out) { out.write(bytes.data(), std::streamsize(bytes.size())); });
-}
+}  // namespace
+
+std::string encode_reference(const ReferenceSet& set) { return encode_safetensors(reference_file(set), "reference set"); }
+
+void save_reference(const ReferenceSet& set, const std::string& path) { write_safetensors(path, reference_file(set)); }
 
 namespace {
 

@@ -38,14 +38,8 @@ void check_field(const std::string& path, const std::string& where, const char* 
                    " but the sums give " + nlohmann::json(derived).dump() + " (file corrupted or edited)");
 }
 
-void check_derived_tensor(const SafetensorsFile& file, const std::string& name, const std::string& bytes) {
+void check_derived_tensor(const SafetensorsFile& file, const std::string& name, std::string_view bytes) {
   if (file.at(name).data() != bytes) fail(file.path, "tensor " + name + " does not match the sums (file corrupted or edited)");
-}
-
-// The mask as the file stores it: ceil(n / 8) bytes, neuron i in bit i % 8 of byte i / 8
-// (the first bytes of the little-endian 64-bit words).
-std::string packed_mask_bytes(const TapProfile& tap) {
-  return std::string(reinterpret_cast<const char*>(tap.mask_bytes()), (tap.numel() + 7) / 8);
 }
 
 void check_derived_fields(const SafetensorsFile& file, int version, std::size_t profile, const TapProfile& tap,
@@ -61,7 +55,8 @@ void check_derived_fields(const SafetensorsFile& file, int version, std::size_t 
     const auto bytes = unpack_mask(tap);  // version 1 stored one byte per mask neuron
     check_derived_tensor(file, tensor_name(profile, tap.name, "mask"), std::string(bytes.begin(), bytes.end()));
   } else {
-    check_derived_tensor(file, tensor_name(profile, tap.name, "mask"), packed_mask_bytes(tap));
+    check_derived_tensor(file, tensor_name(profile, tap.name, "mask"),
+                         std::string_view(reinterpret_cast<const char*>(tap.mask_bytes()), (tap.numel() + 7) / 8));
   }
 }
 
@@ -71,7 +66,7 @@ void read_packed_mask(const SafetensorsFile& file, std::size_t profile, TapProfi
   const std::string name = tensor_name(profile, tap.name, "mask");
   const auto& t = detail::expect_tensor(file, name, DType::U8, {std::int64_t((tap.numel() + 7) / 8)});
   const std::string_view bytes = t.data();
-  if (t.mapped.data()) {
+  if (t.view.data()) {
     tap.mapped_mask = reinterpret_cast<const unsigned char*>(bytes.data());
   } else {
     tap.mask.assign(mask_words(tap.numel()), 0);
@@ -145,9 +140,13 @@ void add_profiles(const ProfileSet& set, SafetensorsFile& file) {
         file.tensors.push_back(detail::make_tensor(tensor_name(p, tap.name, "sum"), DType::I64,
                                                    {std::int64_t(tap.numel()), 2}, halves.data(), halves.size() * 8));
       }
-      const std::string mask = packed_mask_bytes(tap);
-      file.tensors.push_back(detail::make_tensor(tensor_name(p, tap.name, "mask"), DType::U8,
-                                                 {std::int64_t(mask.size())}, mask.data(), mask.size()));
+      // The mask is written from the profile's memory (or mapping), not copied.
+      StoredTensor mask;
+      mask.name = tensor_name(p, tap.name, "mask");
+      mask.dtype = DType::U8;
+      mask.shape = {std::int64_t((tap.numel() + 7) / 8)};
+      mask.view = std::string_view(reinterpret_cast<const char*>(tap.mask_bytes()), (tap.numel() + 7) / 8);
+      file.tensors.push_back(std::move(mask));
     }
     meta["profiles"].push_back({{"name", prof.name}, {"count", prof.count}, {"taps", taps}});
   }

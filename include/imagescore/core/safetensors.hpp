@@ -28,9 +28,10 @@ struct StoredTensor {
   DType dtype = DType::F32;
   std::vector<std::int64_t> shape;
   std::string bytes;  // raw little-endian data, product(shape) * dtype_size bytes
-  // Instead of `bytes`, where map_safetensors left the tensor in its file's mapping.
-  std::string_view mapped;
-  std::string_view data() const { return mapped.data() ? mapped : std::string_view(bytes); }
+  // Instead of `bytes`: data held elsewhere, in the file's mapping (map_safetensors) or,
+  // for a writer, in memory that outlives the write (a profile's masks).
+  std::string_view view;
+  std::string_view data() const { return view.data() ? view : std::string_view(bytes); }
   std::size_t numel() const;
 };
 
@@ -50,11 +51,12 @@ struct SafetensorsFile {
   bool has(const std::string& name) const;
   std::string path;  // set by the reader, for error messages
   Integrity integrity = Integrity::None;  // set by the reader
-  std::shared_ptr<const MappedFile> mapping;  // what `mapped` tensors point into
+  std::shared_ptr<const MappedFile> mapping;  // what the `view`s of a mapped file point into
 };
 
-// Written atomically. Tensor names must be unique; metadata must not use the keys
-// `imagescore.checksum` and `imagescore.crc32` (the writer owns them).
+// Written atomically, tensor by tensor (no copy of the data is made). Tensor names must
+// be unique; metadata must not use the keys `imagescore.checksum` and `imagescore.crc32`
+// (the writer owns them).
 void write_safetensors(const std::string& path, const SafetensorsFile& file);
 
 // Validates everything before trusting it: header length against the file size, JSON
@@ -62,7 +64,7 @@ void write_safetensors(const std::string& path, const SafetensorsFile& file);
 // non-overlapping, covering the data section), and the checksum. Errors name the file.
 SafetensorsFile read_safetensors(const std::string& path);
 // The same, with the file mapped into memory: the tensors `keep_mapped` picks stay there
-// (`mapped`, paged in when read; `bytes` empty), the others are copied. The checksum is
+// (`view`, paged in when read; `bytes` empty), the others are copied. The checksum is
 // verified over the mapping, whose pages are then given back.
 SafetensorsFile map_safetensors(const std::string& path, const std::function<bool(const StoredTensor&)>& keep_mapped);
 
