@@ -237,6 +237,21 @@ def make_options():
         "msp,trust,msp\nimage_score,nac,,\nmc_dropout\n")
 
 
+# The explorer's handlers: lines method, path, Host header, key=value parameters up to an
+# empty line, then the body.
+def make_serve_requests():
+    put("serve_requests", "table", "GET\n/api/table\n127.0.0.1:8080\n\n")
+    put("serve_requests", "thumb", "GET\n/api/thumb\nlocalhost\nrow=1\n\n")
+    put("serve_requests", "image", "GET\n/api/image\n[::1]:80\nrow=2\n\n")
+    put("serve_requests", "row", "GET\n/api/row\n127.0.0.1\nrow=0\n\n")
+    put("serve_requests", "export", "POST\n/api/export\n127.0.0.1\nby=msp\n\n2\n0\n1\n")
+    put("serve_requests", "export_bad", "POST\n/api/export\n127.0.0.1\nby=tap:conv1\n\n2\r\nx\n")
+    put("serve_requests", "traversal", "GET\n/../../etc/passwd\n127.0.0.1\n\n")
+    put("serve_requests", "hostile", "GET\n/api/row\nevil.example\nrow=99999999999999999999\n\n")
+    put("serve_requests", "page", "GET\n/\n\n\n")
+    put("serve_requests", "method", "DELETE\n/api/table\n127.0.0.1\n\n")
+
+
 if __name__ == "__main__":
     # Arguments: a few small JPEG files to seed the image decoder (the committed seeds
     # are two 32x32 CIFAR-10 images from ../shared/data/cifar10-jpg.tar.zst).
@@ -251,3 +266,4 @@ if __name__ == "__main__":
     make_safetensors()
     make_experiment()
     make_scores()
+    make_serve_requests()

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,7 @@
 #include "imagescore/score/registry.hpp"
 #include "imagescore/score/score.hpp"
 #include "imagescore/select/select.hpp"
+#include "imagescore/serve/serve.hpp"
 #include "imagescore/stats/analysis.hpp"
 #include "imagescore/train/selftrain_records.hpp"
 
@@ -214,6 +216,67 @@ inline void parse_options(const std::uint8_t* data, std::size_t size) {
 inline void parse_safetensors(const std::uint8_t* data, std::size_t size) {
   const std::string path = scratch_file("file.st", data, size);
   expect_only_errors([&] { imagescore::read_safetensors(path); });
+}
+
+// The explorer's request handlers (imagescore serve) over a small folder data set and its
+// scores. Input: lines method, path, Host header, then query parameters "key=value" up to
+// an empty line, then the body. Every answer must be one of the documented statuses, and
+// an error a JSON object with its message; an internal error (500) is a finding.
+inline void parse_serve_requests(const std::uint8_t* data, std::size_t size) {
+  static const imagescore::Explorer* explorer = [] {
+    const std::string folder = scratch_folder() + "/serve";
+    const imagescore::ImageShape shape{3, 8, 8};
+    std::vector<std::uint8_t> chw(shape.pixels(), 7);
+    for (const char* name : {"a/0.png", "a/1.png", "<b>/2.png"}) {
+      const std::string png = imagescore::encode_png(shape, chw.data());
+      std::filesystem::create_directories(folder + "/" + std::string(name).substr(0, std::string(name).find('/')));
+      scratch_file("serve/" + std::string(name), png.data(), png.size());
+    }
+    auto source = imagescore::open_data("folder:" + folder, imagescore::SplitName::Test);
+    std::vector<std::string> columns = imagescore::score_columns();
+    columns.push_back("tap:conv1");
+    imagescore::ScoreWriter writer(folder + "/scores.csv", columns, source->class_names());
+    for (std::size_t i = 0; i < source->size(); ++i) {
+      imagescore::ScoreRow row;
+      row.id = i;
+      row.path = source->path(i);
+      row.label = source->label(i);
+      row.pred = 0;
+      row.values.assign(columns.size(), -double(i));
+      writer.write(row);
+    }
+    writer.commit();
+    imagescore::ExplorerOptions options;
+    options.scores = folder + "/scores.csv";
+    options.data = "folder:" + folder;
+    options.cache_bytes = 200;  // a few thumbnails: the cache drops some on every run
+    return new imagescore::Explorer(options);
+  }();
+  const std::string input(reinterpret_cast<const char*>(data), size);
+  std::size_t at = 0;
+  auto line = [&] {
+    const std::size_t end = std::min(input.find('\n', at), input.size());
+    std::string text = input.substr(at, end - at);
+    at = std::min(end + 1, input.size());
+    return text;
+  };
+  imagescore::ExplorerRequest request;
+  request.method = line();
+  request.path = line();
+  request.host = line();
+  for (std::string param = line(); !param.empty() && at < input.size(); param = line()) {
+    const std::size_t equals = std::min(param.find('='), param.size());
+    request.params.emplace(param.substr(0, equals), param.substr(std::min(equals + 1, param.size())));
+  }
+  request.body = input.substr(at);
+  const imagescore::ExplorerResponse response = explorer->handle(request);
+  const int status = response.status;
+  if (status != 200 && status != 204 && status != 400 && status != 403 && status != 404 && status != 405 &&
+      status != 413) {
+    std::fprintf(stderr, "status %d: %s\n", status, response.body.c_str());
+    std::abort();
+  }
+  if (status >= 400 && !nlohmann::json::parse(response.body).contains("error")) std::abort();
 }
 
 }  // namespace fuzz

@@ -22,7 +22,7 @@ command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S fuzz -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ "${launcher[@]}" > /dev/null
 cmake --build "$build"
 
-targets=(idx cifar csv_manifest image split profile experiment scores select_analyze options safetensors)
+targets=(idx cifar csv_manifest image split profile experiment scores select_analyze options safetensors serve_requests)
 total_findings=0
 printf '%-14s %12s %9s\n' target executions findings
 for target in "${targets[@]}"; do

@@ -17,6 +17,7 @@ packages=(
   libpng-dev libturbojpeg0-dev zlib1g-dev
   libfaiss-dev            # nearest neighbours of the kNN and trust scores
   libpugixml-dev libstb-dev  # detection mode: VOC XML, resizing images to the backbone's input
+  libcpp-httplib-dev      # the explorer's HTTP server (imagescore serve)
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist   # the default data set
   zstd                    # unpacks the real data sets in ../shared/data (tests, examples)

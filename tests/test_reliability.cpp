@@ -30,7 +30,7 @@ TEST(Reliability, FuzzCorporaAndRegressionsFailOnlyWithErrors) {
       {"split", fuzz::parse_split},       {"profile", fuzz::parse_profile},
       {"experiment", fuzz::parse_experiment},     {"scores", fuzz::parse_scores},
       {"select_analyze", fuzz::parse_select_analyze}, {"options", fuzz::parse_options},
-      {"safetensors", fuzz::parse_safetensors}};
+      {"safetensors", fuzz::parse_safetensors}, {"serve_requests", fuzz::parse_serve_requests}};
   for (const auto& [target, parse] : parsers) {
     std::size_t seeds = 0;
     for (const char* folder : {"fuzz/corpus/", "fuzz/regressions/"}) {

@@ -45,11 +45,15 @@ std::string base64(const std::string& bytes) {
   return out;
 }
 
-std::string png_data_url(const ImageShape& shape, const std::vector<std::uint8_t>& chw, int max_side) {
+std::vector<std::uint8_t> shrink_image(const ImageShape& shape, const std::vector<std::uint8_t>& chw, int max_side,
+                                       ImageShape& small) {
   const int factor = std::max(1, (std::max(shape.height, shape.width) + max_side - 1) / max_side);
   // A very thin image is kept whole rather than shrunk to nothing.
-  if (factor == 1 || std::min(shape.height, shape.width) < factor) return "data:image/png;base64," + base64(encode_png(shape, chw.data()));
-  const ImageShape small{shape.channels, shape.height / factor, shape.width / factor};
+  if (factor == 1 || std::min(shape.height, shape.width) < factor) {
+    small = shape;
+    return chw;
+  }
+  small = {shape.channels, shape.height / factor, shape.width / factor};
   std::vector<std::uint8_t> shrunk(small.pixels());
   for (int c = 0; c < small.channels; ++c)
     for (int y = 0; y < small.height; ++y)
@@ -62,6 +66,12 @@ std::string png_data_url(const ImageShape& shape, const std::vector<std::uint8_t
         shrunk[(std::size_t(c) * std::size_t(small.height) + std::size_t(y)) * std::size_t(small.width) + std::size_t(x)] =
             std::uint8_t(sum / unsigned(factor * factor));
       }
+  return shrunk;
+}
+
+std::string png_data_url(const ImageShape& shape, const std::vector<std::uint8_t>& chw, int max_side) {
+  ImageShape small;
+  const auto shrunk = shrink_image(shape, chw, max_side, small);
   return "data:image/png;base64," + base64(encode_png(small, shrunk.data()));
 }
 

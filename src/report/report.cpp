@@ -199,23 +199,6 @@ Inputs resolve_inputs(const ReportOptions& o) {
   return in;
 }
 
-// Checks that every row of the scores file names the image the data set has at its id
-// (by path; by label where a row has no path), so that no thumbnail shows another image
-// than its caption.
-void check_rows_match_data(const ScoreTable& table, const ImageSource& source) {
-  for (const ScoreRow& row : table.rows) {
-    if (row.id >= source.size())
-      fail(table.path, "image id " + std::to_string(row.id) + " is beyond the " + std::to_string(source.size()) +
-                           " images of " + source.spec() + " (wrong data or split?)");
-    if (!row.path.empty() && source.path(row.id) != row.path)
-      fail(table.path, "image id " + std::to_string(row.id) + " is " + row.path + " but in " + source.spec() +
-                           " it is " + source.path(row.id) + " (wrong data or split?)");
-    if (row.path.empty() && row.label >= 0 && source.label(row.id) != row.label)
-      fail(table.path, "image id " + std::to_string(row.id) + " has label " + std::to_string(row.label) + " but " +
-                           source.spec() + " says " + std::to_string(source.label(row.id)) + " (wrong data or split?)");
-  }
-}
-
 // Image `row.id` of the data set (checked by check_rows_match_data).
 std::vector<std::uint8_t> read_image(const ImageSource& source, const ScoreRow& row) {
   std::vector<std::uint8_t> pixels(source.shape().pixels());
@@ -267,15 +250,12 @@ json gallery(const ScoreTable& table, const std::string& by, std::size_t count, 
   return {{"by", by}, {"count", count}, {"pixels", source != nullptr}, {"classes", out}};
 }
 
-// The first tap's activations of one image, one grey PNG per channel on a common scale
-// (so that a weakly responding channel looks dark).
+// The first layer's feature maps of one image, with the model's caption of it.
 json feature_maps(const std::string& model_path, const ImageSource& given, const ScoreTable& table,
                   std::size_t id, const std::vector<std::string>& classes) {
   auto model = load_model(model_path);
   const auto aligned = align_to_model(*model, given);
   const ImageSource& source = *aligned;
-  const TapInfo& tap = model->taps().front();
-  if (tap.shape.size() != 3) fail(model_path, "first tap '" + tap.name + "' is not a feature map (C x H x W)");
   if (id >= source.size())
     fail_option("feature_image", std::to_string(id) + " is beyond the " + std::to_string(source.size()) + " images of " + source.spec());
   ScoreRow row;
@@ -284,46 +264,13 @@ json feature_maps(const std::string& model_path, const ImageSource& given, const
   row.path = source.path(id);
   for (const auto& scored : table.rows)
     if (scored.id == id) row = scored;
-  const auto pixels = read_image(source, row);
-
-  auto one = subset(source, {id});
-  LoaderOptions loading;
-  loading.batch_size = 1;
-  loading.threads = 1;
-  BatchLoader loader(*one, model->meta().normalization, loading);
-  Batch batch;
-  loader.next(batch);
-  const ForwardOutput output = model->forward(batch, resolve_taps(*model, {tap.name}));
-  const TapView& view = output.taps.front();
-  const auto channels = std::size_t(tap.shape[0]);
-  const ImageShape map_shape{1, int(tap.shape[1]), int(tap.shape[2])};
-  const std::size_t plane = map_shape.pixels();
-  const float* image = view.row(0);
-  const auto [low, high] = std::minmax_element(image, image + view.numel);
-  const float range = *high > *low ? *high - *low : 1.0f;
-  json maps = json::array();
-  std::vector<std::uint8_t> grey(plane);
-  for (std::size_t c = 0; c < std::min(channels, kMaxFeatureMaps); ++c) {
-    const float* map = image + c * plane;
-    for (std::size_t p = 0; p < plane; ++p) grey[p] = std::uint8_t(std::lround(255.0f * (map[p] - *low) / range));
-    maps.push_back({{"channel", c},
-                    {"max", *std::max_element(map, map + plane)},
-                    {"image", png_data_url(map_shape, grey, kThumbnailSide)}});
-  }
-  std::size_t predicted = 0;
-  for (std::size_t k = 1; k < output.num_classes; ++k)
-    if (output.logits[k] > output.logits[predicted]) predicted = k;
-  return {{"model", model_path},
-          {"tap", tap.name},
-          {"shape", tap.shape},
-          {"channels_shown", maps.size()},
-          {"range", {*low, *high}},
-          {"id", id},
-          {"path", row.path},
-          {"label", row.label >= 0 ? json(class_name(classes, row.label)) : json(nullptr)},
-          {"pred", class_name(classes, std::int64_t(predicted))},
-          {"image", png_data_url(source.shape(), pixels, kThumbnailSide)},
-          {"maps", maps}};
+  json out = first_layer_maps(*model, model_path, source, id);
+  out["model"] = model_path;
+  out["path"] = row.path;
+  out["label"] = row.label >= 0 ? json(class_name(classes, row.label)) : json(nullptr);
+  out["pred"] = class_name(classes, out["pred"].get<std::int64_t>());
+  out["image"] = png_data_url(source.shape(), read_image(source, row), kThumbnailSide);
+  return out;
 }
 
 }  // namespace
@@ -367,6 +314,65 @@ nlohmann::json report_data(const ReportOptions& o) {
   if (!o.detections.empty())
     data["boxes"] = detection_section(table, by, {o.selection, o.detections, o.coco_images, o.min_confidence, o.detection_count});
   return data;
+}
+
+void check_rows_match_data(const ScoreTable& table, const ImageSource& source) {
+  for (const ScoreRow& row : table.rows) {
+    if (row.id >= source.size())
+      fail(table.path, "image id " + std::to_string(row.id) + " is beyond the " + std::to_string(source.size()) +
+                           " images of " + source.spec() + " (wrong data or split?)");
+    if (!row.path.empty() && source.path(row.id) != row.path)
+      fail(table.path, "image id " + std::to_string(row.id) + " is " + row.path + " but in " + source.spec() +
+                           " it is " + source.path(row.id) + " (wrong data or split?)");
+    if (row.path.empty() && row.label >= 0 && source.label(row.id) != row.label)
+      fail(table.path, "image id " + std::to_string(row.id) + " has label " + std::to_string(row.label) + " but " +
+                           source.spec() + " says " + std::to_string(source.label(row.id)) + " (wrong data or split?)");
+  }
+}
+
+nlohmann::json first_layer_maps(Model& model, const std::string& model_name, const ImageSource& source, std::size_t id) {
+  const TapInfo& tap = model.taps().front();
+  if (tap.shape.size() != 3) fail(model_name, "first tap '" + tap.name + "' is not a feature map (C x H x W)");
+  auto one = subset(source, {id});
+  LoaderOptions loading;
+  loading.batch_size = 1;
+  loading.threads = 1;
+  BatchLoader loader(*one, model.meta().normalization, loading);
+  Batch batch;
+  loader.next(batch);
+  const ForwardOutput output = model.forward(batch, resolve_taps(model, {tap.name}));
+  const TapView& view = output.taps.front();
+  const auto channels = std::size_t(tap.shape[0]);
+  const ImageShape map_shape{1, int(tap.shape[1]), int(tap.shape[2])};
+  const std::size_t plane = map_shape.pixels();
+  const float* image = view.row(0);
+  // One grey PNG per channel on a common scale, so that a weakly responding channel looks dark.
+  const auto [low, high] = std::minmax_element(image, image + view.numel);
+  const float range = *high > *low ? *high - *low : 1.0f;
+  json maps = json::array();
+  std::vector<std::uint8_t> grey(plane);
+  for (std::size_t c = 0; c < std::min(channels, kMaxFeatureMaps); ++c) {
+    const float* map = image + c * plane;
+    for (std::size_t p = 0; p < plane; ++p) grey[p] = std::uint8_t(std::lround(255.0f * (map[p] - *low) / range));
+    maps.push_back({{"channel", c},
+                    {"max", *std::max_element(map, map + plane)},
+                    {"image", png_data_url(map_shape, grey, kThumbnailSide)}});
+  }
+  std::size_t predicted = 0;
+  for (std::size_t k = 1; k < output.num_classes; ++k)
+    if (output.logits[k] > output.logits[predicted]) predicted = k;
+  return {{"tap", tap.name},
+          {"shape", tap.shape},
+          {"channels_shown", maps.size()},
+          {"range", {*low, *high}},
+          {"id", id},
+          {"pred", predicted},
+          {"maps", maps}};
+}
+
+std::string_view chart_library(const std::string& name) {
+  if (name != "vega.min.js" && name != "vega-lite.min.js") fail("report", "no chart library '" + name + "'");
+  return detail::report_asset(name);
 }
 
 std::string json_for_script(const nlohmann::json& value) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <ostream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -220,20 +221,25 @@ nlohmann::json selection_json(const SelectionStats& stats, bool labels) {
   return {{"overall", entry(stats.overall)}, {"per_class", per_class}};
 }
 
+std::string selection_csv(const std::string& name, const ScoreTable& table, const std::string& column,
+                          const std::vector<std::size_t>& selected) {
+  const std::size_t col = table.column(column);
+  check_selected(name, table, selected);
+  const bool names = !table.class_names.empty();  // every pred of a file with names has one
+  std::ostringstream out;
+  out << (names ? "id,path,pseudo_label,pseudo_label_name,score\n" : "id,path,pseudo_label,score\n");
+  for (std::size_t index : selected) {
+    const ScoreRow& row = table.rows[index];
+    out << row.id << ',' << csv_field(row.path) << ',' << row.pred << ',';
+    if (names) out << csv_field(table.class_names.at(std::size_t(row.pred))) << ',';
+    out << format_double(row.values[col]) << '\n';
+  }
+  return out.str();
+}
+
 void write_selection(const std::string& path, const ScoreTable& table, const std::string& column,
                      const std::vector<std::size_t>& selected) {
-  const std::size_t col = table.column(column);
-  check_selected(path, table, selected);
-  const bool names = !table.class_names.empty();  // every pred of a file with names has one
-  write_file_atomic(path, [&](std::ostream& out) {
-    out << (names ? "id,path,pseudo_label,pseudo_label_name,score\n" : "id,path,pseudo_label,score\n");
-    for (std::size_t index : selected) {
-      const ScoreRow& row = table.rows[index];
-      out << row.id << ',' << csv_field(row.path) << ',' << row.pred << ',';
-      if (names) out << csv_field(table.class_names.at(std::size_t(row.pred))) << ',';
-      out << format_double(row.values[col]) << '\n';
-    }
-  });
+  write_file_atomic(path, selection_csv(path, table, column, selected));
 }
 
 }  // namespace imagescore

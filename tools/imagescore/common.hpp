@@ -76,6 +76,7 @@ void add_stats_command(CLI::App& app);
 void add_assemble_command(CLI::App& app);
 void add_detect_command(CLI::App& app);
 void add_fuse_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 // --bins, --binning (into `binning`, parsed later), --resamples, --seed, --confidence:
 // shared by analyze and report.

@@ -107,6 +107,7 @@ int run_command_line(int argc, char** argv) {
   add_assemble_command(app);
   add_detect_command(app);
   add_fuse_command(app);
+  add_serve_command(app);
   refuse_empty_numbers(app);
   try {
     app.parse(argc, argv);

@@ -38,8 +38,13 @@ std::string encode_png(const ImageShape& shape, const std::uint8_t* chw);
 // Standard base64 (RFC 4648, with padding).
 std::string base64(const std::string& bytes);
 
-// "data:image/png;base64,..." of an image, shrunk by an integer box filter so that no
-// side exceeds max_side (a report of thousands of thumbnails stays small).
+// An image shrunk by an integer box filter so that no side exceeds max_side (a very thin
+// image, which would shrink to nothing, is kept whole); `small` receives its size.
+std::vector<std::uint8_t> shrink_image(const ImageShape& shape, const std::vector<std::uint8_t>& chw, int max_side,
+                                       ImageShape& small);
+
+// "data:image/png;base64,..." of an image shrunk by shrink_image (a report of thousands
+// of thumbnails stays small).
 std::string png_data_url(const ImageShape& shape, const std::vector<std::uint8_t>& chw, int max_side);
 
 }  // namespace imagescore

@@ -7,9 +7,13 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "imagescore/data/data.hpp"
+#include "imagescore/models/model.hpp"
+#include "imagescore/score/scores_table.hpp"
 #include "imagescore/stats/analysis.hpp"
 
 namespace imagescore {
@@ -48,6 +52,21 @@ std::string report_html(const nlohmann::json& data);
 // JSON text that is safe inside a <script> element: '<', '>' and '&' are written as
 // \u003c, \u003e and \u0026 (valid JSON, so the text still parses to the same value).
 std::string json_for_script(const nlohmann::json& value);
+
+// Fails unless every row of the scores file names the image the data set has at its id
+// (by path; by label where a row has no path), so that no thumbnail shows another image
+// than its caption.
+void check_rows_match_data(const ScoreTable& table, const ImageSource& source);
+
+// The first tap's activations of image `id` of `source` (as the model reads it:
+// align_to_model), one grey PNG data URL per channel (at most 64) on a common scale:
+// {tap, shape, channels_shown, range, id, pred (class id), maps: [{channel, max, image}]}.
+// `model_name` names the model in errors.
+nlohmann::json first_layer_maps(Model& model, const std::string& model_name, const ImageSource& source, std::size_t id);
+
+// The chart libraries the report inlines, for the library's other pages (the explorer):
+// "vega.min.js" or "vega-lite.min.js".
+std::string_view chart_library(const std::string& name);
 
 // report_html(report_data(options)) written atomically to `out`.
 void write_report(const ReportOptions& options, const std::string& out);

@@ -81,8 +81,12 @@ SelectionStats selection_stats(const ScoreTable& table, const std::vector<std::s
 // only where the table has labels (precision null when nothing is selected).
 nlohmann::json selection_json(const SelectionStats& stats, bool labels);
 
-// Writes id,path,pseudo_label,score atomically, with pseudo_label_name before score where
-// the table has class names.
+// The text of a selection file: id,path,pseudo_label,score, with pseudo_label_name before
+// score where the table has class names. `name` names the selection in errors.
+std::string selection_csv(const std::string& name, const ScoreTable& table, const std::string& column,
+                          const std::vector<std::size_t>& selected);
+
+// selection_csv written atomically to `path`.
 void write_selection(const std::string& path, const ScoreTable& table, const std::string& column,
                      const std::vector<std::size_t>& selected);
 
