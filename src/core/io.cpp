@@ -254,7 +254,10 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
 }
 
 MappedFile::~MappedFile() {
-  if (slot_ < kMappingSlots) g_mappings[slot_].begin.store(nullptr);
+  if (slot_ < kMappingSlots) {
+    g_mappings[slot_].size = 0;  // a claimed slot is never matched with a stale size
+    g_mappings[slot_].begin.store(nullptr);
+  }
   if (data_) munmap(const_cast<char*>(data_), size_);
   ::close(fd_);
 }
