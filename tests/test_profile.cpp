@@ -48,6 +48,16 @@ void expect_same_profiles(const ProfileSet& a, const ProfileSet& b) {
   }
 }
 
+// Every score of every image, per-tap terms included, in the order scored.
+std::vector<std::vector<double>> per_tap_scores(Model& model, const ProfileSet& set, const ImageSource& source) {
+  ScoreRunOptions options;
+  options.quiet = true;
+  options.per_tap = true;
+  std::vector<std::vector<double>> rows;
+  score_images(model, set, source, options, [&](const ScoreRow& r) { rows.push_back(r.values); });
+  return rows;
+}
+
 TEST(Profiles, ShardsMergeIntoExactlyOnePass) {
   Fixture f;
   ProfileRunOptions o;
@@ -89,20 +99,12 @@ TEST(Profiles, GroupsOfClassesGiveExactlyOnePass) {
   o.batch_size = 8;
   auto once = build_profiles(*f.model, *f.source, o);
   EXPECT_FALSE(once.has_sums());
-  ScoreRunOptions so;
-  so.quiet = true;
-  so.per_tap = true;
-  auto scores = [&](const ProfileSet& set) {
-    std::vector<std::vector<double>> rows;
-    score_images(*f.model, set, *f.source, so, [&](const ScoreRow& r) { rows.push_back(r.values); });
-    return rows;
-  };
-  const auto expected = scores(once);
+  const auto expected = per_tap_scores(*f.model, once, *f.source);
   for (std::size_t group : {1, 2}) {
     o.group = group;
     auto grouped = build_profiles(*f.model, *f.source, o);
     expect_same_profiles(once, grouped);
-    EXPECT_EQ(scores(grouped), expected) << group;
+    EXPECT_EQ(per_tap_scores(*f.model, grouped, *f.source), expected) << group;
   }
   // The plan: 3 profiles; per neuron 24 bytes while building, 1 bit (in 64-bit words) built.
   const auto taps = f.model->default_taps();
@@ -196,15 +198,7 @@ TEST(Profiles, FileRoundTripAndCorruption) {
   ASSERT_TRUE(back.mapping);
   EXPECT_NE(back.profiles[1].taps[0].mapped_mask, nullptr);
   EXPECT_TRUE(back.profiles[1].taps[0].mask.empty());
-  ScoreRunOptions so;
-  so.quiet = true;
-  so.per_tap = true;
-  auto scores = [&](const ProfileSet& profiles) {
-    std::vector<std::vector<double>> rows;
-    score_images(*f.model, profiles, *f.source, so, [&](const ScoreRow& r) { rows.push_back(r.values); });
-    return rows;
-  };
-  EXPECT_EQ(scores(back), scores(set));
+  EXPECT_EQ(per_tap_scores(*f.model, back, *f.source), per_tap_scores(*f.model, set, *f.source));
   EXPECT_EQ(back.tap_names(), (std::vector<std::string>{"conv2", "output"}));
   EXPECT_EQ(back.options.rho, 0.6);
   EXPECT_EQ(back.options.norm, ThresholdNorm::L2);

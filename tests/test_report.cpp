@@ -8,6 +8,7 @@
 #include "imagescore/score/scores_table.hpp"
 #include "report/assets.hpp"
 #include "imagescore/data/image_codec.hpp"
+#include "test_sources.hpp"
 #include "test_util.hpp"
 
 namespace imagescore {
@@ -16,8 +17,8 @@ namespace {
 using testing::TempDir;
 using testing::write_bytes;
 
-const std::string kNastyFile = "<img src=x onerror=alert(1)>.png";
-const std::string kNastyClass = "<b>bold & co";  // no slash: it names a folder
+using testing::kNastyClass;
+using testing::kNastyFile;
 
 std::string unbase64(const std::string& text) {
   const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -98,15 +99,7 @@ struct NastyData {
   TempDir dir;
   std::string spec, scores;
   NastyData() {
-    const ImageShape shape{1, 28, 28};
-    for (int c = 0; c < 2; ++c)
-      for (int i = 0; i < 3; ++i) {
-        std::vector<std::uint8_t> chw(shape.pixels(), std::uint8_t(40 * i + 100 * c));
-        const std::string name = c == 0 && i == 0 ? kNastyFile : std::to_string(i) + ".png";
-        write_bytes(dir.file("data/test/" + (c == 0 ? kNastyClass : std::string("plain")) + "/" + name),
-                    encode_png(shape, chw.data()));
-      }
-    spec = "folder:" + dir.file("data");
+    spec = testing::write_nasty_folder(dir.file("data"), 0);
     scores = dir.file("scores.csv");
     auto source = open_data(spec, SplitName::Test);
     ScoreWriter writer(scores, score_columns());

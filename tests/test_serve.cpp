@@ -17,6 +17,7 @@
 #include "imagescore/models/model.hpp"
 #include "imagescore/score/profile.hpp"
 #include "imagescore/score/scores_table.hpp"
+#include "test_sources.hpp"
 #include "test_util.hpp"
 
 namespace imagescore {
@@ -25,8 +26,8 @@ namespace {
 using testing::TempDir;
 using testing::write_bytes;
 
-const std::string kNastyFile = "<img src=x onerror=alert(1)>.png";
-const std::string kNastyClass = "<b>bold & co";  // no slash: it names a folder
+using testing::kNastyClass;
+using testing::kNastyFile;
 
 // A folder data set (test split) of 28x28 grey images whose class and file names are
 // HTML, and its scores file with class names and two per-tap columns. Image i has pixel
@@ -37,15 +38,7 @@ struct ServeData {
   std::string spec, scores;
   std::unique_ptr<ImageSource> source;
   ServeData() {
-    const ImageShape shape{1, 28, 28};
-    for (int c = 0; c < 2; ++c)
-      for (int i = 0; i < 3; ++i) {
-        std::vector<std::uint8_t> chw(shape.pixels(), std::uint8_t(40 * i + 100 * c));
-        const std::string name = c == 0 && i == 2 ? kNastyFile : std::to_string(i) + ".png";
-        write_bytes(dir.file("data/test/" + (c == 0 ? kNastyClass : std::string("plain")) + "/" + name),
-                    encode_png(shape, chw.data()));
-      }
-    spec = "folder:" + dir.file("data");
+    spec = testing::write_nasty_folder(dir.file("data"), 2);
     scores = dir.file("scores.csv");
     source = open_data(spec, SplitName::Test);
     std::vector<std::string> columns = score_columns();

@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "imagescore/data/data.hpp"
+#include "imagescore/data/image_codec.hpp"
 #include "imagescore/models/model.hpp"
+#include "test_util.hpp"
 
 namespace imagescore::testing {
 
@@ -124,6 +126,25 @@ inline Batch batch_of(ImageShape shape, const std::vector<std::vector<float>>& i
     b.indices.push_back(i);
   }
   return b;
+}
+
+// Names that must reach HTML and JSON as text: an image file and a class (folder) name.
+const std::string kNastyFile = "<img src=x onerror=alert(1)>.png";
+const std::string kNastyClass = "<b>bold & co";  // no slash: it names a folder
+
+// A folder data set in `folder` (its test split): classes kNastyClass and "plain", three
+// 28x28 gray images each (image i of class c has the value 40 i + 100 c), image `nasty` of
+// the first class named kNastyFile, the others i.png. Returns its spec.
+inline std::string write_nasty_folder(const std::string& folder, int nasty) {
+  const ImageShape shape{1, 28, 28};
+  for (int c = 0; c < 2; ++c)
+    for (int i = 0; i < 3; ++i) {
+      std::vector<std::uint8_t> chw(shape.pixels(), std::uint8_t(40 * i + 100 * c));
+      const std::string name = c == 0 && i == nasty ? kNastyFile : std::to_string(i) + ".png";
+      write_bytes(folder + "/test/" + (c == 0 ? kNastyClass : std::string("plain")) + "/" + name,
+                  encode_png(shape, chw.data()));
+    }
+  return "folder:" + folder;
 }
 
 }  // namespace imagescore::testing
