@@ -136,7 +136,6 @@ class ProfileBuilder {
   // does not fit.
   ProfileBuilder(const Model& model, const std::vector<std::size_t>& tap_ids, const ProfileOptions& options,
                  std::uint64_t max_bytes = 0, std::size_t group = 0, bool shard = false);
-  const ProfileMemory& memory() const { return memory_; }
   // Passes over the reference images the groups need, and whether pass p takes class c
   // (its group). Pass 0 is open from the start; begin_pass(p) derives the masks of the
   // previous group and opens the next.
