@@ -7,14 +7,11 @@
 //   node serve_bench.cjs NPM_DIR IMAGESCORE SCREENSHOT.png|"" SERVE_ARGS...
 'use strict';
 const fs = require('fs');
-const os = require('os');
-const path = require('path');
 const http = require('http');
 const { spawn } = require('child_process');
-const { createRequire } = require('module');
+const { launchBrowser } = require('../tests/lib/browser.cjs');
 
 const [npmDir, imagescore, screenshot, ...serveArgs] = process.argv.slice(2);
-const { chromium } = createRequire(path.join(path.resolve(npmDir), 'package.json'))('playwright-core');
 
 const rssMiB = (pid) => Number(fs.readFileSync('/proc/' + pid + '/status', 'utf8').match(/VmRSS:\s+(\d+)/)[1]) / 1024;
 
@@ -54,11 +51,7 @@ async function thumbnailRate(url, rows, concurrency) {
 
 (async () => {
   const { server, url, startup } = await startServer();
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'imagescore-chromium-'));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, viewport: { width: 1400, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  });
+  const { browser, close } = await launchBrowser(npmDir, { viewport: { width: 1400, height: 900 } });
   const page = await browser.newPage();
   const visibleShown = () => page.waitForFunction(() => {
     const grid = document.querySelector('#grid').getBoundingClientRect();
@@ -97,8 +90,7 @@ async function thumbnailRate(url, rows, concurrency) {
     await visibleShown();
     await page.screenshot({ path: screenshot });
   }
-  await browser.close();
-  fs.rmSync(profile, { recursive: true, force: true });
+  await close();
 
   // Rows not shown yet, spread over the table: 2,000 (or all) encoded, then again cached.
   const sample = Array.from({ length: Math.min(2000, rows) }, (_, k) => Math.floor((k + 0.5) * rows / Math.min(2000, rows)));

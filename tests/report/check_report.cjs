@@ -3,31 +3,14 @@
 // data; then saves a full-page screenshot.
 //   node check_report.cjs NPM_DIR REPORT.html SCREENSHOT.png [TEXT_THAT_MUST_SHOW ...]
 'use strict';
+const fs = require('fs');
 const path = require('path');
-const { createRequire } = require('module');
+const { launchBrowser, check, runChecks } = require('../lib/browser.cjs');
 
 const [npmDir, report, screenshot, ...texts] = process.argv.slice(2);
-const { chromium } = createRequire(path.join(path.resolve(npmDir), 'package.json'))('playwright-core');
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 
-let failures = 0;
-function check(what, ok, detail) {
-  console.log((ok ? 'ok: ' : 'FAILED: ') + what + (ok || !detail ? '' : ' (' + detail + ')'));
-  if (!ok) failures += 1;
-}
-
-(async () => {
-  const fs = require('fs');
-  const os = require('os');
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'imagescore-chromium-'));
-  // A fresh profile (Playwright passes it as --user-data-dir).
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+runChecks(async () => {
+  const { browser, close } = await launchBrowser(npmDir);
   const page = await browser.newPage();
   const url = 'file://' + path.resolve(report);
   const requests = [], errors = [], dialogs = [];
@@ -66,10 +49,5 @@ function check(what, ok, detail) {
   for (const text of texts) check('shows "' + text + '" as text', body.includes(text));
   await page.screenshot({ path: screenshot, fullPage: true });
   check('screenshot saved to ' + screenshot, fs.statSync(screenshot).size > 10000);
-  await browser.close();
-  fs.rmSync(profile, { recursive: true, force: true });
-  process.exit(failures ? 1 : 0);
-})().catch((error) => {
-  console.log('FAILED: ' + error);
-  process.exit(1);
+  await close();
 });

@@ -7,28 +7,14 @@
 //   node check_explorer.cjs NPM_DIR URL SCREENSHOT_DIR "" NASTY
 'use strict';
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
-const { createRequire } = require('module');
+const { launchBrowser, check, runChecks } = require('../lib/browser.cjs');
 
 const [npmDir, url, screenshots, downloads, nasty] = process.argv.slice(2);
-const { chromium } = createRequire(path.join(path.resolve(npmDir), 'package.json'))('playwright-core');
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-
-let failures = 0;
-function check(what, ok, detail) {
-  console.log((ok ? 'ok: ' : 'FAILED: ') + what + (ok || detail === undefined ? '' : ' (' + detail + ')'));
-  if (!ok) failures += 1;
-}
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
-(async () => {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'imagescore-chromium-'));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath, headless: true, acceptDownloads: true, viewport: { width: 1400, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+runChecks(async () => {
+  const { browser, close } = await launchBrowser(npmDir, { acceptDownloads: true, viewport: { width: 1400, height: 900 } });
   const page = await browser.newPage();
   const origin = new URL(url).origin;
   const foreign = [], errors = [], dialogs = [];
@@ -217,10 +203,5 @@ const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
   check('no request leaves the server', foreign.length === 0, foreign.join(', '));
   check('no error logged', errors.length === 0, errors.join(' | '));
   if (nasty) await page.screenshot({ path: path.join(screenshots, 'explorer-hostile.png') });
-  await browser.close();
-  fs.rmSync(profile, { recursive: true, force: true });
-  process.exit(failures ? 1 : 0);
-})().catch((error) => {
-  console.log('FAILED: ' + error);
-  process.exit(1);
+  await close();
 });
