@@ -33,6 +33,9 @@ check "eval prints a table" grep -q 'accuracy' eval.txt
 "$imagescore" model info --model model.st --json > info.out
 check "model info lists the taps" grep -q '"conv2"' info.out
 check "model info estimates the profiles" grep -q '"profile_estimate": {' info.out
+check "model info plans the passes" grep -q '"passes": 1' info.out
+"$imagescore" model info --model model.st --max-memory 1000 --json > info-small.out
+check "model info says when the profiles do not fit --max-memory" grep -q '"refusal": "max_memory: the profiles need' info-small.out
 expect_error "--max-memory: the profiles need" "$imagescore" profile --model model.st --data $data --max-memory 1000 --out x.st
 
 "$imagescore" profile --model model.st --data $data --split-file split.json --part training --out prof.st -q
