@@ -244,9 +244,15 @@ ReferenceSet fit_reference(Model& model, const ImageSource& given, const FitRunO
   // One pass over the shard's images, or one per group of classes over the images the
   // pass takes (only labelled sources have groups).
   std::vector<std::vector<std::size_t>> parts(builder.passes());
-  for (std::size_t i = begin; i < end; ++i)
+  for (std::size_t i = begin; i < end; ++i) {
+    if (parts.size() == 1) {
+      parts[0].push_back(i);
+      continue;
+    }
+    const auto cls = std::size_t(source.label(i));
     for (std::size_t pass = 0; pass < parts.size(); ++pass)
-      if (parts.size() == 1 || builder.takes(pass, std::size_t(source.label(i)))) parts[pass].push_back(i);
+      if (builder.takes(pass, cls)) parts[pass].push_back(i);
+  }
   std::size_t images = 0;
   for (const auto& part : parts) images += part.size();
   Progress progress(parts.size() > 1 ? "profile (" + std::to_string(parts.size()) + " passes)" : "profile", images, options.quiet);
